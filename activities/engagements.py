@@ -1,0 +1,58 @@
+"""Sending one ladder step: record the engagement and deliver it, exactly once."""
+
+from __future__ import annotations
+
+import structlog
+from sqlmodel import select
+from temporalio import activity
+
+from activities.channels import Channels, OutboundMessage
+from activities.store import Engagement, Store, utcnow
+from workflows.contracts import SEND_ENGAGEMENT, EngagementRequest, EngagementResult
+
+log = structlog.get_logger(__name__)
+
+
+class EngagementActivities:
+    def __init__(self, store: Store, channels: Channels) -> None:
+        self._store = store
+        self._channels = channels
+
+    @activity.defn(name=SEND_ENGAGEMENT)
+    async def send_engagement(self, request: EngagementRequest) -> EngagementResult:
+        """The idempotency key names the journey, the ladder run and the step: a retried
+        or replayed activity finds the engagement already sent and sends nothing."""
+        channel = self._channels.route(request.channel)
+        async with self._store.transaction() as session:
+            found = await session.exec(
+                select(Engagement).where(Engagement.idempotency_key == request.idempotency_key)
+            )
+            sent = found.first()
+            if sent is not None:
+                assert sent.id is not None
+                return EngagementResult(engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False)
+            engagement = Engagement(**request.model_dump(), sent_at=utcnow())
+            session.add(engagement)
+            await session.flush()
+            await channel.deliver(
+                OutboundMessage(
+                    idempotency_key=request.idempotency_key,
+                    customer_id=request.customer_id,
+                    channel=request.channel,
+                    content_key=f"{request.cause.value}/{request.step_name}",
+                    offer_id=request.offer_id,
+                ),
+                session,
+            )
+        assert engagement.id is not None
+        log.info(
+            "engagement.sent",
+            customer_id=request.customer_id,
+            ladder_run_id=request.ladder_run_id,
+            step=request.step,
+            channel=request.channel,
+            cost=str(request.cost),
+        )
+        return EngagementResult(
+            engagement_id=engagement.id, sent_at=engagement.sent_at, newly_sent=True
+        )

@@ -1,0 +1,61 @@
+"""Recording applied events: the append-only ledger and the profile they shape."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from sqlmodel import col, select
+
+from activities.store import Customer, LedgerEvent, Store, utcnow
+from workflows.contracts import RECORD_EVENTS, RecordEventsRequest, RecordEventsResult
+from workflows.profile import Profile, update_profile
+
+
+class LedgerActivities:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn(name=RECORD_EVENTS)
+    async def record_events(self, request: RecordEventsRequest) -> RecordEventsResult:
+        """Append the batch and fold the new events into the customer's profile, in one
+        transaction. An event already in the ledger under another application is a
+        redelivery and is reported as not fresh; under this one, a retry of this call."""
+        now = utcnow()
+        ids = [event.event_id for event in request.events]
+        async with self._store.transaction() as session:
+            rows = await session.exec(
+                select(LedgerEvent.event_id, LedgerEvent.application_id).where(
+                    col(LedgerEvent.event_id).in_(ids)
+                )
+            )
+            known = dict(rows.all())
+            new = [event for event in request.events if event.event_id not in known]
+            customer = await session.get(Customer, request.customer_id)
+            if customer is None:
+                customer = Customer(
+                    customer_id=request.customer_id, first_seen_at=now, updated_at=now
+                )
+            profile = Profile.model_validate(customer, from_attributes=True)
+            for event in new:
+                session.add(
+                    LedgerEvent(
+                        event_id=event.event_id,
+                        customer_id=event.customer_id,
+                        type=event.type.value,
+                        occurred_at=event.occurred_at,
+                        recorded_at=now,
+                        properties=event.properties.model_dump(mode="json"),
+                        application_id=request.application_id,
+                    )
+                )
+                update_profile(profile, event, now)
+            if new:
+                customer.sqlmodel_update(profile.model_dump(exclude={"purchase_times"}))
+                customer.purchase_times = [t.isoformat() for t in profile.purchase_times]
+                customer.updated_at = now
+                session.add(customer)
+        fresh = [
+            event_id
+            for event_id in ids
+            if event_id not in known or known[event_id] == request.application_id
+        ]
+        return RecordEventsResult(fresh_event_ids=fresh)

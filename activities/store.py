@@ -1,0 +1,164 @@
+"""The customer store: tables and the engine, the same code on SQLite and Postgres.
+
+SQLite (aiosqlite) is the embedded default; Postgres runs through asyncpg. Money is kept
+as integer cents and times as UTC, so both databases give back exactly what was stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class Cents(TypeDecorator[Decimal]):
+    """A money amount stored as integer cents."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int((value * 100).to_integral_value())
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value) / 100
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: store times with an offset")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _money(**kwargs: Any) -> Any:
+    return Field(sa_type=Cents, **kwargs)
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UtcDateTime, **kwargs)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Customer(SQLModel, table=True):
+    """The single customer view; the profile columns mirror ``workflows.profile.Profile``."""
+
+    customer_id: str = Field(primary_key=True, max_length=128)
+    first_seen_at: datetime = _time()
+    updated_at: datetime = _time()
+    lifetime_value: Decimal = _money(default=Decimal(0))
+    order_count: int = 0
+    purchase_times: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    last_activity_at: datetime | None = _time(default=None)
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class LedgerEvent(SQLModel, table=True):
+    """Append-only: every event a journey applied, once."""
+
+    __tablename__ = "event_ledger"
+
+    event_id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(index=True, max_length=128)
+    type: str = Field(max_length=32)
+    occurred_at: datetime = _time()
+    recorded_at: datetime = _time()
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    application_id: str = Field(max_length=64)
+
+
+class Engagement(SQLModel, table=True):
+    """What a journey sent, at what cost. The key makes a retried send a no-op."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=256)
+    customer_id: str = Field(index=True, max_length=128)
+    cause: str = Field(max_length=32)
+    ladder_run_id: str = Field(max_length=64)
+    step: int
+    step_name: str = Field(max_length=128)
+    channel: str = Field(max_length=32)
+    offer_id: str | None = Field(default=None, max_length=64)
+    cost: Decimal = _money()
+    sent_at: datetime = _time()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """The default channel's delivery: a row a relay (or a person) can pick up."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=256)
+    customer_id: str = Field(index=True, max_length=128)
+    channel: str = Field(max_length=32)
+    content_key: str = Field(max_length=128)
+    offer_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _time()
+
+
+def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
+    """Take SQLite's write lock when a transaction begins, not half-way through, so
+    concurrent activities queue on the busy timeout instead of failing to upgrade."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_async_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            _sqlite_serialised_writes(self.engine)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()

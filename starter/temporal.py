@@ -1,0 +1,59 @@
+"""Connecting to Temporal and talking to journeys from outside."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from starter.settings import Settings
+from workflows.config import JourneyConfig
+from workflows.events import CustomerEvent
+from workflows.journey import EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
+from workflows.state import JourneyInput, JourneyView
+
+
+class JourneyClosedError(Exception):
+    """The customer's journey has ended (erased or terminated by an operator)."""
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def send_event(
+    client: Client, task_queue: str, config: JourneyConfig, event: CustomerEvent
+) -> WorkflowHandle[CustomerJourney, None]:
+    """Signal-with-start: the first event of a customer starts their journey.
+
+    Journeys run for years and close only on purpose (an erasure, an operator's
+    terminate). REJECT_DUPLICATE keeps a closed journey closed: an event for it is refused
+    here rather than silently starting a blank journey that has forgotten the customer.
+    """
+    try:
+        return await client.start_workflow(
+            CustomerJourney.run,
+            JourneyInput(customer_id=event.customer_id, config=config),
+            id=journey_id(event.customer_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[event],
+            static_summary=f"Customer journey of {event.customer_id}",
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise JourneyClosedError(
+            f"the journey of customer {event.customer_id} has ended; it is not restarted "
+            "implicitly"
+        ) from err
+
+
+async def journey_view(client: Client, customer_id: str) -> JourneyView:
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    return await handle.query(STATE_QUERY, result_type=JourneyView)

@@ -1,0 +1,81 @@
+"""Helpers for scenario tests: run journeys on a real server, send events, read state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from starter.settings import Settings
+from starter.temporal import journey_view, send_event
+from workflows.config import JourneyConfig
+from workflows.events import CustomerEvent, parse_event
+from workflows.state import JourneyView
+from worker import running_worker
+
+
+def event(
+    customer_id: str, type: str, at: datetime, event_id: str | None = None, **properties: Any
+) -> CustomerEvent:
+    return parse_event(
+        {
+            "event_id": event_id or f"ev-{uuid.uuid4().hex[:12]}",
+            "customer_id": customer_id,
+            "type": type,
+            "occurred_at": at.isoformat(),
+            "properties": properties,
+        }
+    )
+
+
+class Journeys:
+    """A worker on its own task queue, and the calls a scenario needs."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @property
+    def config(self) -> JourneyConfig:
+        return self.settings.journey
+
+    async def send(self, event: CustomerEvent) -> None:
+        await send_event(self.client, self.settings.task_queue, self.config, event)
+
+    async def view(self, customer_id: str) -> JourneyView:
+        return await journey_view(self.client, customer_id)
+
+
+@asynccontextmanager
+async def journeys(
+    client: Client, database_url: str, config: JourneyConfig | None = None
+) -> AsyncIterator[Journeys]:
+    settings = Settings(
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        database_url=database_url,
+        journey=config or JourneyConfig(),
+    )
+    async with running_worker(client, settings):
+        yield Journeys(client, settings)
+
+
+async def now(env: WorkflowEnvironment) -> datetime:
+    return await env.get_current_time()
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
+
+
+
+
+async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
+    """Skip the server's clock forward to ``moment``."""
+    remaining = moment - await env.get_current_time()
+    if remaining > timedelta(0):
+        await env.sleep(remaining)

@@ -1,0 +1,60 @@
+"""Journey configuration: the windows and budgets every journey runs by.
+
+It travels inside the workflow input (workflow code reads no environment), so a journey
+keeps the configuration it was started with across continue-as-new. The starter builds
+it from ``EQUATOR_JOURNEY__*`` environment variables (see ``starter/settings.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class JourneyConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # Flatline: silence is k times the customer's median purchase gap, within bounds.
+    silence_multiplier: float = Field(default=3.0, gt=0)
+    silence_min: timedelta = timedelta(days=14)
+    silence_max: timedelta = timedelta(days=180)
+    # Silence window for a customer whose cadence is not known yet (fewer than 2 purchases).
+    silence_default: timedelta = timedelta(days=30)
+    # How long each ladder step waits for a positive response, unless the step says.
+    response_window: timedelta = timedelta(days=5)
+    # After an exhausted ladder: how long before the dormant check-in.
+    dormant_cadence: timedelta = timedelta(days=90)
+
+    # Per ladder run, a customer may cost at most base + share * lifetime value, capped.
+    cost_ceiling_base: Decimal = Decimal("5.00")
+    cost_ceiling_ltv_share: Decimal = Decimal("0.05")
+    cost_ceiling_max: Decimal = Decimal("150.00")
+
+    # Bounded state carried across continue-as-new.
+    dedupe_window: int = Field(default=500, ge=10, le=5_000)
+    timeline_length: int = Field(default=50, ge=5, le=500)
+    # Continue as new after this many events in one run, even if the server has not
+    # suggested it yet (it does at 4,096 history events); far below 10,000 signals a run.
+    max_events_per_run: int = Field(default=1_000, ge=1, le=5_000)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> JourneyConfig:
+        if not self.silence_min <= self.silence_default <= self.silence_max:
+            raise ValueError("need silence_min <= silence_default <= silence_max")
+        for name in ("silence_min", "response_window", "dormant_cadence"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        return self
+
+    @classmethod
+    def demo(cls) -> JourneyConfig:
+        """Windows of seconds, so a newcomer watches ladders climb within a minute."""
+        return cls(
+            silence_min=timedelta(seconds=15),
+            silence_default=timedelta(seconds=20),
+            silence_max=timedelta(seconds=60),
+            response_window=timedelta(seconds=10),
+            dormant_cadence=timedelta(seconds=90),
+        )

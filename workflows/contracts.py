@@ -1,0 +1,50 @@
+"""Inputs and outputs of the activities journeys call, shared by both sides.
+
+Workflows call activities by these names so that workflow modules never import the
+store or the channels (that code has side effects and heavy imports).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from workflows.events import CustomerEvent
+from workflows.ladders import Cause
+
+RECORD_EVENTS = "record_events"
+SEND_ENGAGEMENT = "send_engagement"
+
+
+class RecordEventsRequest(BaseModel):
+    customer_id: str
+    # Identifies this journey's attempt to apply the batch: a retried activity (same
+    # token) finds its own rows and still reports them fresh; a redelivered event that an
+    # earlier batch recorded (other token) is reported as already applied.
+    application_id: str
+    events: list[CustomerEvent]
+
+
+class RecordEventsResult(BaseModel):
+    fresh_event_ids: list[str]
+
+
+class EngagementRequest(BaseModel):
+    idempotency_key: str
+    customer_id: str
+    cause: Cause
+    ladder_run_id: str
+    step: int
+    step_name: str
+    channel: str
+    cost: Decimal
+    offer_id: str | None = None
+
+
+class EngagementResult(BaseModel):
+    engagement_id: int
+    sent_at: datetime
+    # False when an earlier attempt had already sent it: nothing went out this time.
+    newly_sent: bool

@@ -1,0 +1,28 @@
+"""The journey as ops read it in the Temporal UI: where the customer stands and why."""
+
+from __future__ import annotations
+
+from workflows.rules import ladder_of, money
+from workflows.state import JourneyView
+
+
+def current_details(view: JourneyView) -> str:
+    state = view.state
+    lines = [
+        f"**{state.customer_id}** is **{state.line_position.value}** the line"
+        + (" (dormant)" if state.dormant else ""),
+        f"- lifetime value {money(state.profile.lifetime_value)}, "
+        f"{state.profile.order_count} orders",
+    ]
+    run = state.ladder
+    if run is not None:
+        lines.append(
+            f"- climbing the **{run.cause.value}** ladder: step {run.step + 1} of "
+            f"{len(ladder_of(run).steps)}, spent {money(run.spent)} of {money(run.ceiling)}"
+        )
+    why = next((entry for entry in reversed(state.timeline) if entry.kind != "event"), None)
+    if why is not None:
+        lines.append(f"- last change: {why.summary}")
+    when = view.next_action_at.isoformat() if view.next_action_at else "on the next event"
+    lines.append(f"- next: {view.next_action} at {when}")
+    return "\n".join(lines)

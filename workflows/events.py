@@ -1,0 +1,214 @@
+"""Customer events: the contract between event sources and journeys.
+
+Every event carries an id (delivery is at-least-once, so the id is what makes it apply
+once), the customer it belongs to, its type, when it happened, and properties typed per
+type. The envelope is the same for every type; the properties are a discriminated union
+on ``type``, so a schema (and later the OpenAPI document) names every field per type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+class EventType(StrEnum):
+    PURCHASE = "purchase"
+    RETURN = "return"
+    OFFER_REDEEMED = "offer_redeemed"
+    EMAIL_OPENED = "email_opened"
+    EMAIL_UNOPENED = "email_unopened"
+    COMPLAINT = "complaint"
+    SOCIAL_SHARE = "social_share"
+    ACHIEVEMENT = "achievement"
+    APP_BROWSE = "app_browse"
+    CS_CONTACT = "cs_contact"
+    DELIVERY_LATE = "delivery_late"
+    FEEDBACK = "feedback"
+    CONSENT_CHANGED = "consent_changed"
+
+
+class Properties(BaseModel):
+    """Base of every event's properties: unknown fields are refused, not dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PurchaseProperties(Properties):
+    amount: Money
+    category: Label | None = None
+    order_id: Identifier | None = None
+    store_id: Identifier | None = None
+
+
+class ReturnProperties(Properties):
+    amount: Money
+    category: Label | None = None
+    order_id: Identifier | None = None
+    reason: Label | None = None
+
+
+class OfferRedeemedProperties(Properties):
+    offer_id: Identifier
+    amount: Money | None = None
+    category: Label | None = None
+
+
+class EmailProperties(Properties):
+    """Email-provider events; ``engagement_key`` ties them to the engagement that sent."""
+
+    message_id: Identifier | None = None
+    engagement_key: Annotated[str, Field(max_length=256)] | None = None
+
+
+class ComplaintProperties(Properties):
+    reason: Label | None = None
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class SocialShareProperties(Properties):
+    network: Label | None = None
+    product_id: Identifier | None = None
+
+
+class AchievementProperties(Properties):
+    name: Label
+
+
+class AppBrowseProperties(Properties):
+    category: Label | None = None
+    product_id: Identifier | None = None
+
+
+class CsContactProperties(Properties):
+    reason: Label | None = None
+    channel: Label | None = None
+
+
+class DeliveryLateProperties(Properties):
+    order_id: Identifier | None = None
+    days_late: Annotated[int, Field(ge=0, le=365)] = 1
+
+
+class FeedbackProperties(Properties):
+    rating: Annotated[int, Field(ge=1, le=5)]
+
+
+class ConsentChangedProperties(Properties):
+    channel: Label
+    granted: bool
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Identifier
+    customer_id: Identifier
+    occurred_at: AwareDatetime
+
+
+class PurchaseEvent(_Envelope):
+    type: Literal[EventType.PURCHASE]
+    properties: PurchaseProperties
+
+
+class ReturnEvent(_Envelope):
+    type: Literal[EventType.RETURN]
+    properties: ReturnProperties
+
+
+class OfferRedeemedEvent(_Envelope):
+    type: Literal[EventType.OFFER_REDEEMED]
+    properties: OfferRedeemedProperties
+
+
+class EmailOpenedEvent(_Envelope):
+    type: Literal[EventType.EMAIL_OPENED]
+    properties: EmailProperties = EmailProperties()
+
+
+class EmailUnopenedEvent(_Envelope):
+    type: Literal[EventType.EMAIL_UNOPENED]
+    properties: EmailProperties = EmailProperties()
+
+
+class ComplaintEvent(_Envelope):
+    type: Literal[EventType.COMPLAINT]
+    properties: ComplaintProperties = ComplaintProperties()
+
+
+class SocialShareEvent(_Envelope):
+    type: Literal[EventType.SOCIAL_SHARE]
+    properties: SocialShareProperties = SocialShareProperties()
+
+
+class AchievementEvent(_Envelope):
+    type: Literal[EventType.ACHIEVEMENT]
+    properties: AchievementProperties
+
+
+class AppBrowseEvent(_Envelope):
+    type: Literal[EventType.APP_BROWSE]
+    properties: AppBrowseProperties = AppBrowseProperties()
+
+
+class CsContactEvent(_Envelope):
+    type: Literal[EventType.CS_CONTACT]
+    properties: CsContactProperties = CsContactProperties()
+
+
+class DeliveryLateEvent(_Envelope):
+    type: Literal[EventType.DELIVERY_LATE]
+    properties: DeliveryLateProperties = DeliveryLateProperties()
+
+
+class FeedbackEvent(_Envelope):
+    type: Literal[EventType.FEEDBACK]
+    properties: FeedbackProperties
+
+
+class ConsentChangedEvent(_Envelope):
+    type: Literal[EventType.CONSENT_CHANGED]
+    properties: ConsentChangedProperties
+
+
+CustomerEvent = Annotated[
+    PurchaseEvent
+    | ReturnEvent
+    | OfferRedeemedEvent
+    | EmailOpenedEvent
+    | EmailUnopenedEvent
+    | ComplaintEvent
+    | SocialShareEvent
+    | AchievementEvent
+    | AppBrowseEvent
+    | CsContactEvent
+    | DeliveryLateEvent
+    | FeedbackEvent
+    | ConsentChangedEvent,
+    Field(discriminator="type"),
+]
+
+customer_event_adapter: TypeAdapter[CustomerEvent] = TypeAdapter(CustomerEvent)
+
+
+def parse_event(data: object) -> CustomerEvent:
+    """Validate raw JSON-like data as a customer event; raises pydantic.ValidationError."""
+    return customer_event_adapter.validate_python(data)
+
+
+def describe_errors(error: ValidationError, limit: int = 3) -> str:
+    """A short, field-naming account of why an event was refused."""
+    parts = []
+    for item in error.errors()[:limit]:
+        where = ".".join(str(part) for part in item["loc"]) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

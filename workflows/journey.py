@@ -1,0 +1,223 @@
+"""CustomerJourney: one long-lived workflow per customer.
+
+Signal handlers only queue what arrives (a workflow task is force-failed when more than
+100 events buffer behind a slow one); the main loop applies events, notices silence,
+climbs ladders through activities, and continues as new before history grows large,
+carrying its state and every event not yet applied.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from workflows import details, rules
+    from workflows.contracts import (
+        RECORD_EVENTS,
+        SEND_ENGAGEMENT,
+        EngagementRequest,
+        EngagementResult,
+        RecordEventsRequest,
+        RecordEventsResult,
+    )
+    from workflows.events import CustomerEvent, describe_errors, parse_event
+    from workflows.ladders import LadderStep
+    from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
+
+EVENT_SIGNAL = "event"
+STATE_QUERY = "state"
+
+# The store may be down for a while: keep trying, never drop the batch.
+LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# A channel that keeps failing should not hold the ladder forever: give up, climb on.
+ENGAGEMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=8,
+    non_retryable_error_types=["UnknownChannel", "DeliveryRefused"],
+)
+
+
+def journey_id(customer_id: str) -> str:
+    return f"customer-{customer_id}"
+
+
+@workflow.defn
+class CustomerJourney:
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        # Initialised here, not in run(): signal-with-start delivers the first event
+        # before run() begins.
+        self._config = input.config
+        self._state = input.state or JourneyState(customer_id=input.customer_id)
+        self._inbox: deque[Any] = deque(input.pending)
+        self._received_this_run = 0
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> None:
+        state = self._state
+        if state.silence_deadline is None:
+            state.silence_deadline = rules.silence_deadline(state, workflow.now(), self._config)
+        while True:
+            await self._wait_for_work()
+            if self._inbox:
+                await self._apply_inbox()
+            await self._advance()
+            workflow.set_current_details(details.current_details(self._view()))
+            if self._continue_as_new_due():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    JourneyInput(
+                        customer_id=state.customer_id,
+                        config=self._config,
+                        state=state,
+                        pending=list(self._inbox),
+                    )
+                )
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, payload: RawValue) -> None:
+        self._received_this_run += 1
+        try:
+            self._inbox.append(workflow.payload_converter().from_payload(payload.payload))
+        except Exception as err:  # any undecodable payload is refused, never raised
+            rules.reject(self._state, self._config, workflow.now(), f"undecodable event: {err}")
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        self._received_this_run += 1
+        rules.reject(self._state, self._config, workflow.now(), f"unknown signal {name!r}")
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> JourneyView:
+        return self._view()
+
+    def _view(self) -> JourneyView:
+        at, action = rules.next_deadline(self._state)
+        return JourneyView(
+            state=self._state,
+            pending_events=len(self._inbox),
+            next_action=action,
+            next_action_at=at,
+        )
+
+    async def _wait_for_work(self) -> None:
+        if self._inbox or self._continue_as_new_due():
+            return
+        at, action = rules.next_deadline(self._state)
+        if at is None:  # never the case once run() has set the silence clock
+            return
+        remaining = (at - workflow.now()).total_seconds()
+        if remaining <= 0:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._inbox), timeout=remaining, timeout_summary=action
+            )
+        except TimeoutError:
+            pass
+
+    async def _apply_inbox(self) -> None:
+        state, config, now = self._state, self._config, workflow.now()
+        candidates: dict[str, CustomerEvent] = {}
+        while self._inbox:
+            raw = self._inbox.popleft()
+            try:
+                event = parse_event(raw)
+            except ValidationError as err:
+                rules.reject(state, config, now, f"invalid event: {describe_errors(err)}")
+                continue
+            if event.customer_id != state.customer_id:
+                rules.reject(
+                    state, config, now, f"event {event.event_id} is for another customer"
+                )
+            elif rules.is_duplicate(state, event.event_id) or event.event_id in candidates:
+                rules.ignore_duplicate(state, config, now, event.event_id)
+            else:
+                candidates[event.event_id] = event
+        if not candidates:
+            return
+        fresh = await self._record(list(candidates.values()))
+        now = workflow.now()
+        for event_id, event in candidates.items():
+            if event_id in fresh:
+                rules.apply_event(state, config, event, now)
+            else:
+                rules.remember(state, config, event_id)
+                rules.ignore_duplicate(state, config, now, event_id)
+
+    async def _record(self, events: list[CustomerEvent]) -> set[str]:
+        """Write the batch to the ledger; the ledger says which ids are new to it, which
+        catches redeliveries older than the in-state dedupe window."""
+        request = RecordEventsRequest(
+            customer_id=self._state.customer_id,
+            application_id=str(workflow.uuid4()),
+            events=events,
+        )
+        try:
+            result = await workflow.execute_activity(
+                RECORD_EVENTS,
+                request,
+                result_type=RecordEventsResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=LEDGER_RETRY,
+                summary=f"record {len(events)} event(s) in the ledger",
+            )
+        except ActivityError as err:
+            # Only a non-retryable failure lands here; the window still dedupes.
+            rules.reject(self._state, self._config, workflow.now(), f"ledger refused: {err}")
+            return {event.event_id for event in events}
+        return set(result.fresh_event_ids)
+
+    async def _advance(self) -> None:
+        state, config = self._state, self._config
+        rules.flatline_if_silent(state, config, workflow.now())
+        run = state.ladder
+        step = rules.step_due(state, config, workflow.now())
+        if run is not None and step is not None:
+            await self._send(run, step)
+
+    async def _send(self, run: LadderRun, step: LadderStep) -> None:
+        info = workflow.info()
+        request = EngagementRequest(
+            idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/"
+            f"{run.run_id}/step-{run.step + 1}",
+            customer_id=self._state.customer_id,
+            cause=run.cause,
+            ladder_run_id=run.run_id,
+            step=run.step + 1,
+            step_name=step.name,
+            channel=step.channel,
+            cost=step.cost,
+            offer_id=step.offer_id,
+        )
+        try:
+            await workflow.execute_activity(
+                SEND_ENGAGEMENT,
+                request,
+                result_type=EngagementResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=ENGAGEMENT_RETRY,
+                summary=rules.step_summary(run, step),
+            )
+        except ActivityError as err:
+            reason = str(err.cause) if err.cause else str(err)
+            rules.step_failed(self._state, self._config, run, step, workflow.now(), reason)
+            return
+        rules.step_sent(self._state, self._config, run, step, workflow.now())
+
+    def _continue_as_new_due(self) -> bool:
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            or self._received_this_run >= self._config.max_events_per_run
+        )

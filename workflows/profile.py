@@ -1,0 +1,61 @@
+"""The customer's profile as events shape it: one function, used by the journey for its
+state and by the store for the single customer view, so the two never disagree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from workflows.events import CustomerEvent, EventType
+
+# How many purchase times the cadence is measured over.
+CADENCE_PURCHASES = 12
+
+# Events the customer did themselves: each restarts the silence clock.
+CUSTOMER_INITIATED = frozenset(EventType) - {
+    EventType.EMAIL_UNOPENED,
+    EventType.DELIVERY_LATE,
+    EventType.CONSENT_CHANGED,
+}
+
+
+class Profile(BaseModel):
+    lifetime_value: Decimal = Decimal(0)
+    order_count: int = 0
+    # Most recent purchase times, oldest first: the customer's own cadence.
+    purchase_times: list[datetime] = Field(default_factory=list)
+    last_activity_at: datetime | None = None
+    categories: list[str] = Field(default_factory=list)
+
+
+def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> None:
+    """Fold one fresh event into the profile. Out-of-order events land in their place;
+    nothing is dated later than ``now``."""
+    happened = min(event.occurred_at, now)
+    match event.type:
+        case EventType.PURCHASE:
+            profile.lifetime_value += event.properties.amount
+            profile.order_count += 1
+            times = sorted({*profile.purchase_times, happened})
+            profile.purchase_times = times[-CADENCE_PURCHASES:]
+            _add_category(profile, event.properties.category)
+        case EventType.RETURN:
+            profile.lifetime_value = max(
+                Decimal(0), profile.lifetime_value - event.properties.amount
+            )
+        case EventType.OFFER_REDEEMED:
+            profile.lifetime_value += event.properties.amount or Decimal(0)
+            _add_category(profile, event.properties.category)
+        case _:
+            pass
+    if event.type in CUSTOMER_INITIATED and (
+        profile.last_activity_at is None or happened > profile.last_activity_at
+    ):
+        profile.last_activity_at = happened
+
+
+def _add_category(profile: Profile, category: str | None) -> None:
+    if category and category not in profile.categories:
+        profile.categories.append(category)

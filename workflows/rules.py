@@ -1,0 +1,336 @@
+"""Journey rules: pure functions that move a journey's state.
+
+No I/O, no clock, no randomness: the workflow passes the time in. Every rule is
+therefore testable without a server and replays identically.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from workflows.config import JourneyConfig
+from workflows.events import CustomerEvent, EventType
+from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
+from workflows.profile import CUSTOMER_INITIATED, update_profile
+from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry
+
+@dataclass(frozen=True)
+class EventRule:
+    # +1 lifts the customer, -1 drops them, 0 leaves the line where it is.
+    polarity: int
+    # The ladder this event starts (or escalates to).
+    cause: Cause | None = None
+
+
+EVENT_RULES: dict[EventType, EventRule] = {
+    EventType.PURCHASE: EventRule(+1),
+    EventType.RETURN: EventRule(-1, Cause.RETURN),
+    EventType.OFFER_REDEEMED: EventRule(+1),
+    EventType.EMAIL_OPENED: EventRule(+1),
+    EventType.EMAIL_UNOPENED: EventRule(-1),
+    EventType.COMPLAINT: EventRule(-1, Cause.COMPLAINT),
+    EventType.SOCIAL_SHARE: EventRule(+1),
+    EventType.ACHIEVEMENT: EventRule(+1),
+    EventType.APP_BROWSE: EventRule(+1),
+    EventType.CS_CONTACT: EventRule(0),
+    EventType.DELIVERY_LATE: EventRule(-1, Cause.DELIVERY_LATE),
+    EventType.FEEDBACK: EventRule(0),
+    EventType.CONSENT_CHANGED: EventRule(0),
+}
+
+
+def polarity(event: CustomerEvent) -> int:
+    if event.type == EventType.FEEDBACK:
+        rating = event.properties.rating
+        return 1 if rating >= 4 else -1 if rating <= 2 else 0
+    return EVENT_RULES[event.type].polarity
+
+
+def median_gap(purchase_times: list[datetime]) -> timedelta | None:
+    """The customer's typical time between purchases; None until there are two."""
+    gaps = [b - a for a, b in zip(purchase_times, purchase_times[1:], strict=False)]
+    if not gaps:
+        return None
+    return timedelta(seconds=statistics.median(gap.total_seconds() for gap in gaps))
+
+
+def silence_window(purchase_times: list[datetime], config: JourneyConfig) -> timedelta:
+    """How long a silence must last to be a flatline: k times the customer's own
+    cadence (a weekly buyer is silent far sooner than a twice-a-year one), in bounds."""
+    gap = median_gap(purchase_times)
+    if gap is None:
+        return config.silence_default
+    window = gap * config.silence_multiplier
+    return min(max(window, config.silence_min), config.silence_max)
+
+
+def cost_ceiling(lifetime_value: Decimal, config: JourneyConfig) -> Decimal:
+    """The most one ladder run may cost for this customer: it scales with value."""
+    scaled = config.cost_ceiling_base + config.cost_ceiling_ltv_share * lifetime_value
+    return min(scaled, config.cost_ceiling_max).quantize(Decimal("0.01"))
+
+
+def money(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+def note(state: JourneyState, config: JourneyConfig, entry: TimelineEntry) -> None:
+    state.timeline.append(entry)
+    del state.timeline[: -config.timeline_length]
+
+
+def is_duplicate(state: JourneyState, event_id: str) -> bool:
+    return event_id in state.recent_event_ids
+
+
+def remember(state: JourneyState, config: JourneyConfig, event_id: str) -> None:
+    state.recent_event_ids.append(event_id)
+    del state.recent_event_ids[: -config.dedupe_window]
+
+
+def reject(state: JourneyState, config: JourneyConfig, now: datetime, reason: str) -> None:
+    """An event that cannot be applied is counted and shown, never raised."""
+    state.events_rejected += 1
+    note(state, config, TimelineEntry(at=now, kind="rejected", summary=reason))
+
+
+def ignore_duplicate(
+    state: JourneyState, config: JourneyConfig, now: datetime, event_id: str
+) -> None:
+    state.duplicates_ignored += 1
+    note(
+        state,
+        config,
+        TimelineEntry(at=now, kind="duplicate", summary="already applied", event_id=event_id),
+    )
+
+
+def silence_deadline(state: JourneyState, now: datetime, config: JourneyConfig) -> datetime:
+    if state.dormant:
+        return now + config.dormant_cadence
+    start = state.profile.last_activity_at or now
+    return start + silence_window(state.profile.purchase_times, config)
+
+
+def _describe(event: CustomerEvent) -> str:
+    props = event.properties.model_dump(exclude_none=True)
+    details = ", ".join(f"{key} {value}" for key, value in props.items())
+    return f"{event.type.value}: {details}" if details else event.type.value
+
+
+def _move_line(state: JourneyState, direction: int) -> None:
+    if direction > 0:
+        state.line_position = LinePosition.ABOVE
+    elif direction < 0:
+        state.line_position = (
+            LinePosition.EQUATOR
+            if state.line_position == LinePosition.ABOVE
+            else LinePosition.BELOW
+        )
+
+
+def ladder_of(run: LadderRun) -> Ladder:
+    return LADDERS[run.cause]
+
+
+def start_ladder(
+    state: JourneyState, config: JourneyConfig, cause: Cause, now: datetime, why: str
+) -> None:
+    state.ladder_runs += 1
+    state.ladder = LadderRun(
+        run_id=f"{cause.value}-{state.ladder_runs}",
+        cause=cause,
+        started_at=now,
+        ceiling=cost_ceiling(state.profile.lifetime_value, config),
+    )
+    state.line_position = LinePosition.BELOW
+    note(
+        state,
+        config,
+        TimelineEntry(
+            at=now,
+            kind="ladder_started",
+            summary=f"{cause.value} ladder started ({why}); budget {money(state.ladder.ceiling)}",
+        ),
+    )
+
+
+def apply_event(
+    state: JourneyState, config: JourneyConfig, event: CustomerEvent, now: datetime
+) -> None:
+    """Apply one fresh event: profile, silence clock, line position, ladders."""
+    rule = EVENT_RULES[event.type]
+    direction = polarity(event)
+    remember(state, config, event.event_id)
+    state.events_applied += 1
+    update_profile(state.profile, event, now)
+    note(
+        state,
+        config,
+        TimelineEntry(at=now, kind="event", summary=_describe(event), event_id=event.event_id),
+    )
+
+    if state.dormant and event.type in CUSTOMER_INITIATED:
+        state.dormant = False
+        note(state, config, TimelineEntry(at=now, kind="woke", summary="back from dormancy"))
+
+    run = state.ladder
+    if run is not None and direction > 0 and event.type in ladder_of(run).resolved_by:
+        _win(state, config, run, event, now)
+    elif rule.cause is not None and (
+        run is None or LADDERS[rule.cause].priority > ladder_of(run).priority
+    ):
+        if run is not None:
+            note(
+                state,
+                config,
+                TimelineEntry(
+                    at=now,
+                    kind="ladder_superseded",
+                    summary=f"{run.cause.value} ladder gives way to {rule.cause.value}",
+                ),
+            )
+        start_ladder(state, config, rule.cause, now, f"{event.type.value} {event.event_id}")
+    elif run is None:
+        _move_line(state, direction)
+
+    if state.ladder is None:
+        state.silence_deadline = silence_deadline(state, now, config)
+
+
+def _win(
+    state: JourneyState,
+    config: JourneyConfig,
+    run: LadderRun,
+    event: CustomerEvent,
+    now: datetime,
+) -> None:
+    state.ladder = None
+    state.line_position = LinePosition.ABOVE
+    state.remediations_won += 1
+    note(
+        state,
+        config,
+        TimelineEntry(
+            at=now,
+            kind="ladder_won",
+            summary=(
+                f"{run.cause.value} ladder won at step {run.step + 1} by {event.type.value}; "
+                f"cost {money(run.spent)}"
+            ),
+            event_id=event.event_id,
+        ),
+    )
+
+
+def flatline_if_silent(state: JourneyState, config: JourneyConfig, now: datetime) -> bool:
+    """Start the silence ladder (or the dormant check-in) once the silence is long enough."""
+    deadline = state.silence_deadline
+    if state.ladder is not None or deadline is None or now < deadline:
+        return False
+    if state.dormant:
+        start_ladder(state, config, Cause.DORMANT, now, "dormant cadence elapsed")
+    else:
+        since = state.profile.last_activity_at.isoformat() if state.profile.last_activity_at else "the start"
+        window = silence_window(state.profile.purchase_times, config)
+        start_ladder(state, config, Cause.SILENCE, now, f"silent since {since}, window {window}")
+    return True
+
+
+def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> LadderStep | None:
+    """The step to send now, if any. Closes an expired response window first, and
+    retires the ladder (to dormancy) when it is exhausted or the next step is over budget."""
+    run = state.ladder
+    if run is None:
+        return None
+    if run.response_deadline is not None:
+        if now < run.response_deadline:
+            return None
+        note(
+            state,
+            config,
+            TimelineEntry(
+                at=now, kind="no_response", summary=f"no response to step {run.step + 1}"
+            ),
+        )
+        run.step += 1
+        run.response_deadline = None
+    steps = ladder_of(run).steps
+    if run.step >= len(steps):
+        _retire(state, config, now, f"{run.cause.value} ladder exhausted")
+        return None
+    step = steps[run.step]
+    if run.spent + step.cost > run.ceiling:
+        _retire(
+            state,
+            config,
+            now,
+            f"cost ceiling {money(run.ceiling)} reached before step {run.step + 1} "
+            f"({step.name}, {money(step.cost)})",
+        )
+        return None
+    return step
+
+
+def step_sent(
+    state: JourneyState, config: JourneyConfig, run: LadderRun, step: LadderStep, now: datetime
+) -> None:
+    run.spent += step.cost
+    state.remediation_spend += step.cost
+    run.response_deadline = now + (step.response_window or config.response_window)
+    note(
+        state,
+        config,
+        TimelineEntry(at=now, kind="step_sent", summary=step_summary(run, step)),
+    )
+
+
+def step_failed(
+    state: JourneyState,
+    config: JourneyConfig,
+    run: LadderRun,
+    step: LadderStep,
+    now: datetime,
+    reason: str,
+) -> None:
+    """A step that could not be delivered costs nothing; the climb goes on."""
+    note(
+        state,
+        config,
+        TimelineEntry(
+            at=now, kind="step_failed", summary=f"{step_summary(run, step)} failed: {reason}"
+        ),
+    )
+    run.step += 1
+
+
+def step_summary(run: LadderRun, step: LadderStep) -> str:
+    total = len(ladder_of(run).steps)
+    return (
+        f"step {run.step + 1} of {total} of {run.cause.value} ladder: "
+        f"{step.name} by {step.channel} ({money(step.cost)})"
+    )
+
+
+def _retire(state: JourneyState, config: JourneyConfig, now: datetime, why: str) -> None:
+    """No customer is ever done: an ended climb leads to a dormant cadence."""
+    state.ladder = None
+    state.dormant = True
+    state.line_position = LinePosition.BELOW
+    state.silence_deadline = silence_deadline(state, now, config)
+    note(state, config, TimelineEntry(at=now, kind="dormant", summary=why))
+
+
+def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
+    """When the journey next acts on its own, and what it will do then."""
+    run = state.ladder
+    if run is not None:
+        if run.response_deadline is None:
+            return run.started_at, f"send step {run.step + 1} of {run.cause.value} ladder"
+        return run.response_deadline, f"close step {run.step + 1} response window"
+    if state.dormant:
+        return state.silence_deadline, "dormant check-in"
+    return state.silence_deadline, "flatline if still silent"

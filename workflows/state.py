@@ -1,0 +1,74 @@
+"""The journey's state: small, carried whole across continue-as-new, shown by the query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from workflows.config import JourneyConfig
+from workflows.ladders import Cause
+from workflows.profile import Profile
+
+
+class LinePosition(StrEnum):
+    ABOVE = "above"
+    EQUATOR = "equator"
+    BELOW = "below"
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    summary: str
+    event_id: str | None = None
+
+
+class LadderRun(BaseModel):
+    """One climb of one ladder. ``run_id`` keys its engagements, so none is sent twice."""
+
+    run_id: str
+    cause: Cause
+    started_at: datetime
+    ceiling: Decimal
+    step: int = 0
+    spent: Decimal = Decimal(0)
+    # Set once the current step's engagement has gone out; the window then runs.
+    response_deadline: datetime | None = None
+
+
+class JourneyState(BaseModel):
+    customer_id: str
+    line_position: LinePosition = LinePosition.EQUATOR
+    dormant: bool = False
+    profile: Profile = Field(default_factory=Profile)
+    silence_deadline: datetime | None = None
+    ladder: LadderRun | None = None
+    ladder_runs: int = 0
+    remediation_spend: Decimal = Decimal(0)
+    remediations_won: int = 0
+    events_applied: int = 0
+    events_rejected: int = 0
+    duplicates_ignored: int = 0
+    recent_event_ids: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class JourneyInput(BaseModel):
+    customer_id: str
+    config: JourneyConfig = JourneyConfig()
+    # Set by continue-as-new: the state so far and events received but not yet applied.
+    state: JourneyState | None = None
+    pending: list[Any] = Field(default_factory=list)
+
+
+class JourneyView(BaseModel):
+    """What the ``state`` query answers: the state plus what happens next and when."""
+
+    state: JourneyState
+    pending_events: int
+    next_action: str
+    next_action_at: datetime | None
