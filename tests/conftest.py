@@ -7,7 +7,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -30,22 +30,15 @@ def _binary(name: str) -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh server per scenario: its own clock and no journeys left from others."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     async with env:
         yield env
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}")
-    await store.create_schema()
-    yield store
-    await store.close()
 
 
 @asynccontextmanager
@@ -69,14 +62,18 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The store on each database the product supports."""
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
-        else:
-            url = await stack.enter_async_context(postgres_database())
-        store = Store(url)
-        await store.create_schema()
-        stack.push_async_callback(store.close)
-        yield store
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database on each engine the product supports."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
+    else:
+        async with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = Store(database_url)
+    await store.create_schema()
+    yield store
+    await store.close()

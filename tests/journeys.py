@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,12 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, parse_event
+from workflows.journey import journey_id
 from workflows.state import JourneyView
 from worker import running_worker
 
@@ -39,6 +42,7 @@ class Journeys:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self.customers: set[str] = set()
 
     @property
     def config(self) -> JourneyConfig:
@@ -46,6 +50,15 @@ class Journeys:
 
     async def send(self, event: CustomerEvent) -> None:
         await send_event(self.client, self.settings.task_queue, self.config, event)
+        self.customers.add(event.customer_id)
+
+    async def end_all(self) -> None:
+        """Journeys never end by themselves; a scenario ends its own so that none is
+        left waiting for a worker that is gone (the time-skipping server would wait)."""
+        for customer_id in self.customers:
+            handle = self.client.get_workflow_handle(journey_id(customer_id))
+            with contextlib.suppress(RPCError):
+                await handle.terminate("scenario over")
 
     async def view(self, customer_id: str) -> JourneyView:
         return await journey_view(self.client, customer_id)
@@ -61,7 +74,11 @@ async def journeys(
         journey=config or JourneyConfig(),
     )
     async with running_worker(client, settings):
-        yield Journeys(client, settings)
+        world = Journeys(client, settings)
+        try:
+            yield world
+        finally:
+            await world.end_all()
 
 
 async def now(env: WorkflowEnvironment) -> datetime:

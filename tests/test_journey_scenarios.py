@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -23,8 +23,8 @@ CONFIG = JourneyConfig(
 
 
 @pytest.fixture
-async def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
+def db_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -73,3 +73,182 @@ async def test_silence_climbs_the_ladder_step_by_step(
     # On the journey's clock: flatline at day 30, then one step per 5-day window.
     sent_at = [e.at - start for e in view.state.timeline if e.kind == "step_sent"]
     assert [round(gap / days(1)) for gap in sent_at] == [30, 35, 40]
+
+
+async def test_a_response_at_step_two_stops_the_climb(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("opener", "purchase", start, amount=80))
+    await sleep_until(env, start + days(36))  # step 2 went out at day 35
+    await world.send(event("opener", "email_opened", await now(env)))
+    await sleep_until(env, start + days(60))
+
+    view = await world.view("opener")
+    assert view.state.ladder is None
+    assert view.state.line_position == LinePosition.ABOVE
+    assert view.state.remediations_won == 1
+    won = [e.summary for e in view.state.timeline if e.kind == "ladder_won"]
+    assert won == ["silence ladder won at step 2 by email_opened; cost $2.05"]
+    assert [e.step_name for e in await engagements(db_url, "opener")] == [
+        "we miss you",
+        "10% offer",
+    ]
+
+
+async def test_a_return_picks_the_return_ladder(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("returner", "purchase", start, amount=60, category="shoes"))
+    await world.send(event("returner", "return", start + days(1), amount=60, reason="fit"))
+    await sleep_until(env, start + days(2))
+
+    view = await world.view("returner")
+    assert view.state.ladder is not None
+    assert view.state.ladder.cause == "return"
+    assert view.state.line_position == LinePosition.BELOW
+    assert view.state.profile.lifetime_value == Decimal(0)
+    assert [e.step_name for e in await engagements(db_url, "returner")] == ["how did we do"]
+
+
+async def test_a_complaint_outranks_a_ladder_in_progress(
+    time_skipping_env: WorkflowEnvironment, world: Journeys
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("upset", "purchase", start, amount=60))
+    await world.send(event("upset", "return", start, amount=60))
+    await world.send(event("upset", "complaint", start, severity="high"))
+    await sleep_until(env, start + days(1))
+
+    view = await world.view("upset")
+    assert view.state.ladder is not None
+    assert view.state.ladder.cause == "complaint"
+    assert "ladder_superseded" in kinds(view)
+
+
+async def test_the_cost_ceiling_stops_the_climb(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    # A $10 customer is worth a $5.50 ladder: steps of $0.05 and $2.00, not $6.00.
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("thrifty", "purchase", start, amount=10))
+    await sleep_until(env, start + days(50))
+
+    view = await world.view("thrifty")
+    assert view.state.ladder is None
+    assert view.state.dormant
+    assert view.state.line_position == LinePosition.BELOW
+    assert [e.step_name for e in await engagements(db_url, "thrifty")] == [
+        "we miss you",
+        "10% offer",
+    ]
+    assert view.state.remediation_spend == Decimal("2.05")
+    dormant = [e.summary for e in view.state.timeline if e.kind == "dormant"]
+    assert dormant == ["cost ceiling $5.50 reached before step 3 (free shipping, $6.00)"]
+
+
+async def test_an_exhausted_ladder_leads_to_dormancy_that_a_purchase_ends(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("sleeper", "purchase", start, amount=900))  # ceiling $50
+    await sleep_until(env, start + days(60))  # 4 steps from day 30, exhausted at day 50
+    view = await world.view("sleeper")
+    assert view.state.dormant
+    assert view.state.ladder is None
+    assert len(await engagements(db_url, "sleeper")) == 4
+
+    await sleep_until(env, start + days(111))  # dormant cadence: one check-in at day 110
+    view = await world.view("sleeper")
+    checkins = [e for e in await engagements(db_url, "sleeper") if e.cause == "dormant"]
+    assert len(checkins) == 1
+    assert view.state.dormant
+
+    await world.send(event("sleeper", "purchase", await now(env), amount=40))
+    await sleep_until(env, start + days(112))
+    view = await world.view("sleeper")
+    assert not view.state.dormant
+    assert view.state.line_position == LinePosition.ABOVE
+    assert "woke" in kinds(view)
+
+
+async def test_a_duplicated_event_is_applied_once(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    purchase = event("twice", "purchase", await now(env), event_id="pos-1", amount=25)
+    for _ in range(3):
+        await world.send(purchase)
+    await env.sleep(timedelta(seconds=5))
+
+    view = await world.view("twice")
+    assert view.state.events_applied == 1
+    assert view.state.duplicates_ignored == 2
+    assert view.state.profile.lifetime_value == Decimal(25)
+    store = Store(db_url)
+    try:
+        async with store.transaction() as session:
+            ledger = (await session.exec(select(LedgerEvent))).all()
+    finally:
+        await store.close()
+    assert [row.event_id for row in ledger] == ["pos-1"]
+
+
+async def test_the_ledger_catches_a_redelivery_older_than_the_dedupe_window(
+    time_skipping_env: WorkflowEnvironment, db_url: str
+) -> None:
+    env = time_skipping_env
+    config = CONFIG.model_copy(update={"dedupe_window": 10})
+    async with journeys(env.client, db_url, config) as world:
+        at = await now(env)
+        for n in range(12):
+            await world.send(event("busy", "app_browse", at, event_id=f"browse-{n}"))
+        await world.send(event("busy", "app_browse", at, event_id="browse-0"))
+        await env.sleep(timedelta(seconds=5))
+        view = await world.view("busy")
+    assert view.state.events_applied == 12
+    assert view.state.duplicates_ignored == 1
+
+
+async def test_bad_input_is_recorded_and_ignored(
+    time_skipping_env: WorkflowEnvironment, world: Journeys
+) -> None:
+    env = time_skipping_env
+    at = await now(env)
+    await world.send(event("careful", "purchase", at, amount=30))
+    handle = env.client.get_workflow_handle("customer-careful")
+    await handle.signal("event", {"event_id": "x1", "type": "teleport"})
+    await handle.signal("event", "not even an object")
+    await handle.signal("event", {**event("someone-else", "purchase", at, amount=1).model_dump(mode="json")})
+    await handle.signal("no_such_signal", 42)
+    await world.send(event("careful", "purchase", at, amount=20))
+    await env.sleep(timedelta(seconds=5))
+
+    view = await world.view("careful")
+    assert view.state.events_applied == 2
+    assert view.state.events_rejected == 4
+    reasons = [e.summary for e in view.state.timeline if e.kind == "rejected"]
+    assert any("type" in reason for reason in reasons)
+    assert any("another customer" in reason for reason in reasons)
+    assert any("no_such_signal" in reason for reason in reasons)
+
+
+async def test_out_of_order_events_keep_the_cadence_in_order(
+    time_skipping_env: WorkflowEnvironment, world: Journeys
+) -> None:
+    env = time_skipping_env
+    at = await now(env)
+    for offset in (0, 14, 7, 21):
+        await world.send(event("weekly", "purchase", at - days(28) + days(offset), amount=10))
+    await env.sleep(timedelta(seconds=5))
+    view = await world.view("weekly")
+    gaps = [b - a for a, b in zip(view.state.profile.purchase_times, view.state.profile.purchase_times[1:], strict=False)]
+    assert gaps == [days(7)] * 3
+    # A weekly buyer's flatline: 3 x 7 days, inside the 10..90 day bounds.
+    assert view.state.silence_deadline == view.state.profile.last_activity_at + days(21)

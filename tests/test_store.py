@@ -1,0 +1,94 @@
+"""The store and its activities, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlmodel import func, select
+
+from activities.channels import Channels, OutboxChannel, UnknownChannel
+from activities.engagements import EngagementActivities
+from activities.ledger import LedgerActivities
+from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
+from tests.journeys import event
+from workflows.contracts import EngagementRequest, RecordEventsRequest
+from workflows.ladders import Cause
+
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+async def count(store: Store, table: type) -> int:
+    async with store.transaction() as session:
+        return (await session.exec(select(func.count()).select_from(table))).one()
+
+
+async def test_recording_folds_events_into_the_profile(store: Store) -> None:
+    ledger = LedgerActivities(store)
+    events = [
+        event("c1", "purchase", T0, "p1", amount="19.99", category="dresses"),
+        event("c1", "purchase", T0 + timedelta(days=7), "p2", amount="80.01", category="shoes"),
+        event("c1", "return", T0 + timedelta(days=8), "r1", amount="19.99"),
+    ]
+    result = await ledger.record_events(
+        RecordEventsRequest(customer_id="c1", application_id="a1", events=events)
+    )
+    assert result.fresh_event_ids == ["p1", "p2", "r1"]
+    async with store.transaction() as session:
+        customer = await session.get(Customer, "c1")
+    assert customer is not None
+    assert customer.lifetime_value == Decimal("80.01")
+    assert customer.order_count == 2
+    assert customer.categories == ["dresses", "shoes"]
+    assert customer.last_activity_at == T0 + timedelta(days=8)
+
+
+async def test_a_retried_batch_is_fresh_and_a_redelivery_is_not(store: Store) -> None:
+    ledger = LedgerActivities(store)
+    batch = [event("c2", "purchase", T0, "p1", amount=10)]
+    first = await ledger.record_events(
+        RecordEventsRequest(customer_id="c2", application_id="a1", events=batch)
+    )
+    retried = await ledger.record_events(
+        RecordEventsRequest(customer_id="c2", application_id="a1", events=batch)
+    )
+    redelivered = await ledger.record_events(
+        RecordEventsRequest(customer_id="c2", application_id="a2", events=batch)
+    )
+    assert first.fresh_event_ids == retried.fresh_event_ids == ["p1"]
+    assert redelivered.fresh_event_ids == []
+    assert await count(store, LedgerEvent) == 1
+    async with store.transaction() as session:
+        customer = await session.get(Customer, "c2")
+    assert customer is not None
+    assert customer.lifetime_value == Decimal(10)
+
+
+def engagement_request(key: str = "customer-c3/run/silence-1/step-1") -> EngagementRequest:
+    return EngagementRequest(
+        idempotency_key=key, customer_id="c3", cause=Cause.SILENCE, ladder_run_id="silence-1",
+        step=1, step_name="we miss you", channel="email", cost=Decimal("0.05"),
+    )
+
+
+async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> None:
+    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    first = await activities.send_engagement(engagement_request())
+    again = await activities.send_engagement(engagement_request())
+    assert first.newly_sent
+    assert not again.newly_sent
+    assert again.engagement_id == first.engagement_id
+    assert await count(store, Engagement) == 1
+    assert await count(store, OutboxMessage) == 1
+    async with store.transaction() as session:
+        sent = (await session.exec(select(Engagement))).one()
+    assert sent.cost == Decimal("0.05")
+    assert sent.sent_at.tzinfo is not None
+
+
+async def test_an_unknown_channel_is_refused_without_recording(store: Store) -> None:
+    activities = EngagementActivities(store, Channels(routes={"sms": OutboxChannel()}))
+    with pytest.raises(UnknownChannel, match="email"):
+        await activities.send_engagement(engagement_request())
+    assert await count(store, Engagement) == 0
