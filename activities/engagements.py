@@ -30,7 +30,9 @@ class EngagementActivities:
             sent = found.first()
             if sent is not None:
                 assert sent.id is not None
-                return EngagementResult(engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False)
+                return EngagementResult(
+                    engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False
+                )
             engagement = Engagement(**request.model_dump(), sent_at=utcnow())
             session.add(engagement)
             await session.flush()

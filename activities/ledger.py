@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from temporalio import activity
 from sqlmodel import col, select
+from temporalio import activity
 
 from activities.store import Customer, LedgerEvent, Store, utcnow
 from workflows.contracts import RECORD_EVENTS, RecordEventsRequest, RecordEventsResult

@@ -20,12 +20,12 @@ from starter.devstack import DevServerError, dev_server
 from starter.logging import configure_logging
 from starter.settings import Settings
 from starter.temporal import JourneyClosedError, connect, journey_view, send_event
+from worker import main as worker_main
+from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.details import current_details
 from workflows.events import describe_errors, parse_event
 from workflows.journey import journey_id
-from worker import main as worker_main
-from worker import running_worker
 
 
 def _property(text: str) -> tuple[str, Any]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,42 +27,50 @@ def temporal_cli() -> str:
     return path
 
 
-@asynccontextmanager
-async def dev_server(settings: Settings, startup_timeout: float = 60.0) -> AsyncIterator[Client]:
-    """Start the dev server (UI on), yield a connected client, stop it on exit."""
+def _command(settings: Settings) -> list[str]:
     host, _, port = settings.temporal_address.rpartition(":")
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [
+    return [
         temporal_cli(), "server", "start-dev",
         "--ip", host or "127.0.0.1",
         "--port", port,
         "--ui-port", str(settings.ui_port),
         "--namespace", settings.temporal_namespace,
-        "--db-filename", str(data_dir / "temporal.db"),
+        "--db-filename", str(Path(settings.data_dir) / "temporal.db"),
         "--log-level", "warn",
     ]  # fmt: skip
-    log = (data_dir / "temporal-server.log").open("ab")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+@asynccontextmanager
+async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> AsyncIterator[Client]:
+    """Start the dev server (UI on), yield a connected client, stop it on exit."""
+    data_dir = Path(settings.data_dir)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    log = await asyncio.to_thread((data_dir / "temporal-server.log").open, "ab")
+    process = await asyncio.create_subprocess_exec(
+        *_command(settings), stdout=log, stderr=asyncio.subprocess.STDOUT
+    )
     try:
-        client = await _wait_until_serving(process, settings, startup_timeout)
+        try:
+            async with asyncio.timeout(startup_seconds):
+                client = await _wait_until_serving(process, settings)
+        except TimeoutError:
+            raise DevServerError(f"no answer from the dev server in {startup_seconds}s") from None
         yield client
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
         log.close()
 
 
-async def _wait_until_serving(
-    process: subprocess.Popen[bytes], settings: Settings, timeout: float
-) -> Client:
-    deadline = time.monotonic() + timeout
+async def _wait_until_serving(process: asyncio.subprocess.Process, settings: Settings) -> Client:
     while True:
-        if process.poll() is not None:
+        if process.returncode is not None:
             raise DevServerError(
                 f"the dev server exited ({process.returncode}); is port "
                 f"{settings.temporal_address} or {settings.ui_port} taken? "
@@ -73,6 +79,4 @@ async def _wait_until_serving(
         try:
             return await connect(settings)
         except RuntimeError:
-            if time.monotonic() > deadline:
-                raise DevServerError(f"the dev server did not answer within {timeout}s") from None
             await asyncio.sleep(0.25)

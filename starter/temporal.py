@@ -49,11 +49,11 @@ async def send_event(
         )
     except WorkflowAlreadyStartedError as err:
         raise JourneyClosedError(
-            f"the journey of customer {event.customer_id} has ended; it is not restarted "
-            "implicitly"
+            f"the journey of customer {event.customer_id} has ended; it is not restarted implicitly"
         ) from err
 
 
 async def journey_view(client: Client, customer_id: str) -> JourneyView:
     handle = client.get_workflow_handle(journey_id(customer_id))
-    return await handle.query(STATE_QUERY, result_type=JourneyView)
+    view: JourneyView = await handle.query(STATE_QUERY, result_type=JourneyView)
+    return view

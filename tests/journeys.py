@@ -15,11 +15,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
+from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, parse_event
 from workflows.journey import journey_id
 from workflows.state import JourneyView
-from worker import running_worker
 
 
 def event(
@@ -88,8 +88,6 @@ async def now(env: WorkflowEnvironment) -> datetime:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
-
-
 
 
 async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:

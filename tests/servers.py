@@ -51,15 +51,15 @@ async def dev_server(*dynamic_config: str) -> AsyncIterator[WorkflowEnvironment]
 async def eventually(
     probe: Callable[[], Awaitable[T]],
     done: Callable[[T], bool],
-    timeout: float = 30.0,
+    within: float = 30.0,
     interval: float = 0.2,
 ) -> T:
     """Probe until ``done`` holds or the deadline passes; then fail with the last value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await probe()
         if done(value):
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s; last value: {value!r}")
+            pytest.fail(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)

@@ -17,8 +17,11 @@ from workflows.state import JourneyView, LinePosition
 
 # Silence after 30 days without a known cadence; each step waits 5 days for a response.
 CONFIG = JourneyConfig(
-    silence_min=days(10), silence_default=days(30), silence_max=days(90),
-    response_window=days(5), dormant_cadence=days(60),
+    silence_min=days(10),
+    silence_default=days(30),
+    silence_max=days(90),
+    response_window=days(5),
+    dormant_cadence=days(60),
 )
 
 
@@ -225,7 +228,9 @@ async def test_bad_input_is_recorded_and_ignored(
     handle = env.client.get_workflow_handle("customer-careful")
     await handle.signal("event", {"event_id": "x1", "type": "teleport"})
     await handle.signal("event", "not even an object")
-    await handle.signal("event", {**event("someone-else", "purchase", at, amount=1).model_dump(mode="json")})
+    await handle.signal(
+        "event", {**event("someone-else", "purchase", at, amount=1).model_dump(mode="json")}
+    )
     await handle.signal("no_such_signal", 42)
     await world.send(event("careful", "purchase", at, amount=20))
     await env.sleep(timedelta(seconds=5))
@@ -248,7 +253,14 @@ async def test_out_of_order_events_keep_the_cadence_in_order(
         await world.send(event("weekly", "purchase", at - days(28) + days(offset), amount=10))
     await env.sleep(timedelta(seconds=5))
     view = await world.view("weekly")
-    gaps = [b - a for a, b in zip(view.state.profile.purchase_times, view.state.profile.purchase_times[1:], strict=False)]
+    gaps = [
+        b - a
+        for a, b in zip(
+            view.state.profile.purchase_times, view.state.profile.purchase_times[1:], strict=False
+        )
+    ]
     assert gaps == [days(7)] * 3
     # A weekly buyer's flatline: 3 x 7 days, inside the 10..90 day bounds.
-    assert view.state.silence_deadline == view.state.profile.last_activity_at + days(21)
+    last = view.state.profile.last_activity_at
+    assert last is not None
+    assert view.state.silence_deadline == last + days(21)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from workflows import rules
 from workflows.config import JourneyConfig
-from workflows.events import describe_errors, parse_event
+from workflows.events import CustomerEvent, describe_errors, parse_event
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
 from workflows.state import JourneyState, LinePosition
 
@@ -18,10 +18,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = JourneyConfig()
 
 
-def ev(type: str, at: datetime = T0, event_id: str = "e", **props: object):
+def ev(type: str, at: datetime = T0, event_id: str = "e", **props: object) -> CustomerEvent:
     return parse_event(
-        {"event_id": event_id, "customer_id": "c", "type": type,
-         "occurred_at": at.isoformat(), "properties": props}
+        {
+            "event_id": event_id,
+            "customer_id": "c",
+            "type": type,
+            "occurred_at": at.isoformat(),
+            "properties": props,
+        }
     )
 
 
@@ -62,18 +67,23 @@ def test_every_ladder_climbs_in_cost() -> None:
         assert costs == sorted(costs)
     with pytest.raises(ValidationError, match="ordered by cost"):
         Ladder(
-            cause=Cause.SILENCE, priority=1, resolved_by=frozenset(),
-            steps=(LadderStep(name="b", channel="email", cost=Decimal(2)),
-                   LadderStep(name="a", channel="email", cost=Decimal(1))),
+            cause=Cause.SILENCE,
+            priority=1,
+            resolved_by=frozenset(),
+            steps=(
+                LadderStep(name="b", channel="email", cost=Decimal(2)),
+                LadderStep(name="a", channel="email", cost=Decimal(1)),
+            ),
         )
 
 
 def test_unopened_email_lowers_the_line_one_notch() -> None:
     state = JourneyState(customer_id="c", line_position=LinePosition.ABOVE)
-    rules.apply_event(state, CONFIG, ev("email_unopened", event_id="1"), T0)
-    assert state.line_position == LinePosition.EQUATOR
-    rules.apply_event(state, CONFIG, ev("email_unopened", event_id="2"), T0)
-    assert state.line_position == LinePosition.BELOW
+    positions = []
+    for event_id in ("1", "2"):
+        rules.apply_event(state, CONFIG, ev("email_unopened", event_id=event_id), T0)
+        positions.append(state.line_position)
+    assert positions == [LinePosition.EQUATOR, LinePosition.BELOW]
     assert state.ladder is None
 
 
@@ -156,14 +166,35 @@ def test_bounded_memory_of_event_ids_and_timeline() -> None:
     ("data", "fragment"),
     [
         ({"type": "purchase"}, "event_id: Field required"),
-        ({"event_id": "e", "customer_id": "c", "type": "teleport",
-          "occurred_at": "2026-01-01T00:00:00Z"}, "does not match any of the expected tags"),
-        ({"event_id": "e", "customer_id": "c", "type": "purchase",
-          "occurred_at": "2026-01-01T00:00:00", "properties": {"amount": 1}},
-         "occurred_at: Input should have timezone info"),
-        ({"event_id": "e", "customer_id": "c", "type": "purchase",
-          "occurred_at": "2026-01-01T00:00:00Z", "properties": {"amount": -1}},
-         "purchase.properties.amount"),
+        (
+            {
+                "event_id": "e",
+                "customer_id": "c",
+                "type": "teleport",
+                "occurred_at": "2026-01-01T00:00:00Z",
+            },
+            "does not match any of the expected tags",
+        ),
+        (
+            {
+                "event_id": "e",
+                "customer_id": "c",
+                "type": "purchase",
+                "occurred_at": "2026-01-01T00:00:00",
+                "properties": {"amount": 1},
+            },
+            "occurred_at: Input should have timezone info",
+        ),
+        (
+            {
+                "event_id": "e",
+                "customer_id": "c",
+                "type": "purchase",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "properties": {"amount": -1},
+            },
+            "purchase.properties.amount",
+        ),
     ],
 )
 def test_invalid_events_are_described_by_field(data: dict[str, object], fragment: str) -> None:

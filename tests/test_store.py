@@ -67,8 +67,14 @@ async def test_a_retried_batch_is_fresh_and_a_redelivery_is_not(store: Store) ->
 
 def engagement_request(key: str = "customer-c3/run/silence-1/step-1") -> EngagementRequest:
     return EngagementRequest(
-        idempotency_key=key, customer_id="c3", cause=Cause.SILENCE, ladder_run_id="silence-1",
-        step=1, step_name="we miss you", channel="email", cost=Decimal("0.05"),
+        idempotency_key=key,
+        customer_id="c3",
+        cause=Cause.SILENCE,
+        ladder_run_id="silence-1",
+        step=1,
+        step_name="we miss you",
+        channel="email",
+        cost=Decimal("0.05"),
     )
 
 

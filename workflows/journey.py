@@ -8,6 +8,7 @@ carrying its state and every event not yet applied.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
@@ -37,7 +38,9 @@ EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
 
 # The store may be down for a while: keep trying, never drop the batch.
-LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+LEDGER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 # A channel that keeps failing should not hold the ladder forever: give up, climb on.
 ENGAGEMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -120,12 +123,10 @@ class CustomerJourney:
         remaining = (at - workflow.now()).total_seconds()
         if remaining <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: bool(self._inbox), timeout=remaining, timeout_summary=action
             )
-        except TimeoutError:
-            pass
 
     async def _apply_inbox(self) -> None:
         state, config, now = self._state, self._config, workflow.now()
@@ -138,9 +139,7 @@ class CustomerJourney:
                 rules.reject(state, config, now, f"invalid event: {describe_errors(err)}")
                 continue
             if event.customer_id != state.customer_id:
-                rules.reject(
-                    state, config, now, f"event {event.event_id} is for another customer"
-                )
+                rules.reject(state, config, now, f"event {event.event_id} is for another customer")
             elif rules.is_duplicate(state, event.event_id) or event.event_id in candidates:
                 rules.ignore_duplicate(state, config, now, event.event_id)
             else:

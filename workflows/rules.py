@@ -6,6 +6,7 @@ therefore testable without a server and replays identically.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
 from workflows.profile import CUSTOMER_INITIATED, update_profile
 from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry
+
 
 @dataclass(frozen=True)
 class EventRule:
@@ -51,7 +53,7 @@ def polarity(event: CustomerEvent) -> int:
 
 def median_gap(purchase_times: list[datetime]) -> timedelta | None:
     """The customer's typical time between purchases; None until there are two."""
-    gaps = [b - a for a, b in zip(purchase_times, purchase_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(purchase_times)]
     if not gaps:
         return None
     return timedelta(seconds=statistics.median(gap.total_seconds() for gap in gaps))
