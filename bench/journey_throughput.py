@@ -23,8 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from starter.devstack import temporal_cli
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
-from workflows.events import CustomerEvent, parse_event
 from worker import running_worker
+from workflows.events import CustomerEvent, parse_event
 
 IN_FLIGHT = 64
 

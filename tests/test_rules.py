@@ -12,7 +12,7 @@ from workflows import rules
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, describe_errors, parse_event
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
-from workflows.state import JourneyState, LinePosition
+from workflows.state import JourneyState, LadderRun, LinePosition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = JourneyConfig()
@@ -128,13 +128,19 @@ def test_flatline_waits_for_the_deadline() -> None:
     assert state.ladder.cause == Cause.SILENCE
 
 
-def test_a_step_waits_out_its_response_window_then_the_next_is_due() -> None:
+def climbing() -> tuple[JourneyState, LadderRun, LadderStep]:
+    """A journey whose silence ladder has just started, and its first step."""
     state = JourneyState(customer_id="c")
     rules.start_ladder(state, CONFIG, Cause.SILENCE, T0, "test")
     run = state.ladder
     assert run is not None
     first = rules.step_due(state, CONFIG, T0)
     assert first is not None
+    return state, run, first
+
+
+def test_a_step_waits_out_its_response_window_then_the_next_is_due() -> None:
+    state, run, first = climbing()
     rules.step_sent(state, CONFIG, run, first, T0)
     assert rules.step_due(state, CONFIG, T0 + CONFIG.response_window / 2) is None
     second = rules.step_due(state, CONFIG, T0 + CONFIG.response_window)
@@ -142,12 +148,7 @@ def test_a_step_waits_out_its_response_window_then_the_next_is_due() -> None:
 
 
 def test_a_failed_step_costs_nothing_and_the_next_is_due_at_once() -> None:
-    state = JourneyState(customer_id="c")
-    rules.start_ladder(state, CONFIG, Cause.SILENCE, T0, "test")
-    run = state.ladder
-    assert run is not None
-    first = rules.step_due(state, CONFIG, T0)
-    assert first is not None
+    state, run, first = climbing()
     rules.step_failed(state, CONFIG, run, first, T0, "provider down")
     assert run.spent == 0
     assert rules.step_due(state, CONFIG, T0) == LADDERS[Cause.SILENCE].steps[1]

@@ -79,8 +79,15 @@ def money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
-def note(state: JourneyState, config: JourneyConfig, entry: TimelineEntry) -> None:
-    state.timeline.append(entry)
+def note(
+    state: JourneyState,
+    config: JourneyConfig,
+    at: datetime,
+    kind: str,
+    summary: str,
+    event_id: str | None = None,
+) -> None:
+    state.timeline.append(TimelineEntry(at=at, kind=kind, summary=summary, event_id=event_id))
     del state.timeline[: -config.timeline_length]
 
 
@@ -96,18 +103,14 @@ def remember(state: JourneyState, config: JourneyConfig, event_id: str) -> None:
 def reject(state: JourneyState, config: JourneyConfig, now: datetime, reason: str) -> None:
     """An event that cannot be applied is counted and shown, never raised."""
     state.events_rejected += 1
-    note(state, config, TimelineEntry(at=now, kind="rejected", summary=reason))
+    note(state, config, now, "rejected", reason)
 
 
 def ignore_duplicate(
     state: JourneyState, config: JourneyConfig, now: datetime, event_id: str
 ) -> None:
     state.duplicates_ignored += 1
-    note(
-        state,
-        config,
-        TimelineEntry(at=now, kind="duplicate", summary="already applied", event_id=event_id),
-    )
+    note(state, config, now, "duplicate", "already applied", event_id=event_id)
 
 
 def silence_deadline(state: JourneyState, now: datetime, config: JourneyConfig) -> datetime:
@@ -152,11 +155,9 @@ def start_ladder(
     note(
         state,
         config,
-        TimelineEntry(
-            at=now,
-            kind="ladder_started",
-            summary=f"{cause.value} ladder started ({why}); budget {money(state.ladder.ceiling)}",
-        ),
+        now,
+        "ladder_started",
+        f"{cause.value} ladder started ({why}); budget {money(state.ladder.ceiling)}",
     )
 
 
@@ -169,15 +170,11 @@ def apply_event(
     remember(state, config, event.event_id)
     state.events_applied += 1
     update_profile(state.profile, event, now)
-    note(
-        state,
-        config,
-        TimelineEntry(at=now, kind="event", summary=_describe(event), event_id=event.event_id),
-    )
+    note(state, config, now, "event", _describe(event), event_id=event.event_id)
 
     if state.dormant and event.type in CUSTOMER_INITIATED:
         state.dormant = False
-        note(state, config, TimelineEntry(at=now, kind="woke", summary="back from dormancy"))
+        note(state, config, now, "woke", "back from dormancy")
 
     run = state.ladder
     if run is not None and direction > 0 and event.type in ladder_of(run).resolved_by:
@@ -189,11 +186,9 @@ def apply_event(
             note(
                 state,
                 config,
-                TimelineEntry(
-                    at=now,
-                    kind="ladder_superseded",
-                    summary=f"{run.cause.value} ladder gives way to {rule.cause.value}",
-                ),
+                now,
+                "ladder_superseded",
+                f"{run.cause.value} ladder gives way to {rule.cause.value}",
             )
         start_ladder(state, config, rule.cause, now, f"{event.type.value} {event.event_id}")
     elif run is None:
@@ -216,15 +211,11 @@ def _win(
     note(
         state,
         config,
-        TimelineEntry(
-            at=now,
-            kind="ladder_won",
-            summary=(
-                f"{run.cause.value} ladder won at step {run.step + 1} by {event.type.value}; "
-                f"cost {money(run.spent)}"
-            ),
-            event_id=event.event_id,
-        ),
+        now,
+        "ladder_won",
+        f"{run.cause.value} ladder won at step {run.step + 1} by {event.type.value}; "
+        f"cost {money(run.spent)}",
+        event_id=event.event_id,
     )
 
 
@@ -252,13 +243,7 @@ def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> Ladde
     if run.response_deadline is not None:
         if now < run.response_deadline:
             return None
-        note(
-            state,
-            config,
-            TimelineEntry(
-                at=now, kind="no_response", summary=f"no response to step {run.step + 1}"
-            ),
-        )
+        note(state, config, now, "no_response", f"no response to step {run.step + 1}")
         run.step += 1
         run.response_deadline = None
     steps = ladder_of(run).steps
@@ -284,11 +269,7 @@ def step_sent(
     run.spent += step.cost
     state.remediation_spend += step.cost
     run.response_deadline = now + (step.response_window or config.response_window)
-    note(
-        state,
-        config,
-        TimelineEntry(at=now, kind="step_sent", summary=step_summary(run, step)),
-    )
+    note(state, config, now, "step_sent", step_summary(run, step))
 
 
 def step_failed(
@@ -300,13 +281,7 @@ def step_failed(
     reason: str,
 ) -> None:
     """A step that could not be delivered costs nothing; the climb goes on."""
-    note(
-        state,
-        config,
-        TimelineEntry(
-            at=now, kind="step_failed", summary=f"{step_summary(run, step)} failed: {reason}"
-        ),
-    )
+    note(state, config, now, "step_failed", f"{step_summary(run, step)} failed: {reason}")
     run.step += 1
 
 
@@ -324,7 +299,7 @@ def _retire(state: JourneyState, config: JourneyConfig, now: datetime, why: str)
     state.dormant = True
     state.line_position = LinePosition.BELOW
     state.silence_deadline = silence_deadline(state, now, config)
-    note(state, config, TimelineEntry(at=now, kind="dormant", summary=why))
+    note(state, config, now, "dormant", why)
 
 
 def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
