@@ -1,0 +1,54 @@
+"""Record a journey history for the replay tests: run once per released workflow change.
+
+    .venv/bin/python -m tests.histories.record NAME
+
+Plays a scenario that touches every path of the journey (events, a bad event, a
+duplicate, a flatline, ladder steps, a win, a return ladder, dormancy) on the
+time-skipping server and writes its history to ``tests/histories/NAME.json``.
+Committed histories must keep replaying: that is what says a change to workflow code
+is safe for running journeys, or needs ``workflow.patched``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+
+from tests.journeys import days, event, journeys, now, sleep_until
+from tests.servers import time_skipping_server
+from workflows.config import JourneyConfig
+
+HERE = Path(__file__).parent
+
+
+async def play() -> WorkflowHistory:
+    config = JourneyConfig(max_events_per_run=50)
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite+aiosqlite:///{tmp}/e.db"
+        async with time_skipping_server() as env, journeys(env.client, db_url, config) as world:
+            start = await now(env)
+            handle = await world.send(event("golden", "purchase", start, "g1", amount=90))
+            await world.send(event("golden", "purchase", start, "g1", amount=90))
+            await handle.signal("event", {"event_id": "bad", "type": "teleport"})
+            await sleep_until(env, start + days(36))
+            await world.send(event("golden", "email_opened", await now(env), "g2"))
+            await world.send(event("golden", "return", await now(env), "g3", amount=90))
+            await sleep_until(env, start + days(80))
+            await world.send(event("golden", "purchase", await now(env), "g4", amount=15))
+            await sleep_until(env, start + days(81))
+            return await handle.fetch_history()
+
+
+def main() -> None:
+    name = sys.argv[1]
+    history = asyncio.run(play())
+    (HERE / f"{name}.json").write_text(history.to_json())
+    print(f"wrote {HERE / name}.json ({len(history.events)} events)")
+
+
+if __name__ == "__main__":
+    main()
