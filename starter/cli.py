@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, demo: bool) -> None:
+    # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C: the server goes down too.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with dev_server(settings) as client, running_worker(client, settings):
         ui = f"http://localhost:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
         print(f"Temporal UI: {ui}/workflows", flush=True)
@@ -130,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_send(settings, args))
             case "show":
                 return asyncio.run(_show(settings, args.customer_id, args.json))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("stopped", file=sys.stderr)
     except (DevServerError, RuntimeError) as err:
         print(f"equator: {err}", file=sys.stderr)
