@@ -20,18 +20,19 @@ from datetime import UTC, datetime
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.devstack import temporal_cli
+from starter.devstack import installed_binary
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from worker import running_worker
-from workflows.events import CustomerEvent, parse_event
+from workflows.events import CustomerEvent, make_event
 
 IN_FLIGHT = 64
 
 
 async def bench(customers: int, events_each: int) -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
     )
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -40,17 +41,9 @@ async def bench(customers: int, events_each: int) -> None:
         )
         async with env, running_worker(env.client, settings):
             ids = [f"bench-{n}" for n in range(customers)]
-            now = datetime.now(UTC).isoformat()
+            now = datetime.now(UTC)
             events = [
-                parse_event(
-                    {
-                        "event_id": f"{customer}-{k}",
-                        "customer_id": customer,
-                        "type": "purchase",
-                        "occurred_at": now,
-                        "properties": {"amount": 10},
-                    }
-                )
+                make_event(f"{customer}-{k}", customer, "purchase", now, {"amount": 10})
                 for k in range(events_each)
                 for customer in ids
             ]

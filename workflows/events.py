@@ -8,9 +8,11 @@ on ``type``, so a schema (and later the OpenAPI document) names every field per 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -202,6 +204,25 @@ customer_event_adapter: TypeAdapter[CustomerEvent] = TypeAdapter(CustomerEvent)
 def parse_event(data: object) -> CustomerEvent:
     """Validate raw JSON-like data as a customer event; raises pydantic.ValidationError."""
     return customer_event_adapter.validate_python(data)
+
+
+def make_event(
+    event_id: str,
+    customer_id: str,
+    type: str,
+    occurred_at: datetime | str,
+    properties: Mapping[str, Any],
+) -> CustomerEvent:
+    """Build and validate an event from its parts, as a source would send it."""
+    return parse_event(
+        {
+            "event_id": event_id,
+            "customer_id": customer_id,
+            "type": type,
+            "occurred_at": occurred_at,
+            "properties": dict(properties),
+        }
+    )
 
 
 def describe_errors(error: ValidationError, limit: int = 3) -> str:
