@@ -30,6 +30,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.journey_throughput
+	$(BIN)/python -m bench.ingest_throughput
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -24,7 +24,8 @@ class LedgerActivities:
         async with self._store.transaction() as session:
             rows = await session.exec(
                 select(LedgerEvent.event_id, LedgerEvent.application_id).where(
-                    col(LedgerEvent.event_id).in_(ids)
+                    LedgerEvent.customer_id == request.customer_id,
+                    col(LedgerEvent.event_id).in_(ids),
                 )
             )
             known = dict(rows.all())
@@ -40,6 +41,7 @@ class LedgerActivities:
                     LedgerEvent(
                         event_id=event.event_id,
                         customer_id=event.customer_id,
+                        source=event.source,
                         type=event.type.value,
                         occurred_at=event.occurred_at,
                         recorded_at=now,

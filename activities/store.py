@@ -6,6 +6,8 @@ as integer cents and times as UTC, so both databases give back exactly what was 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -79,17 +81,32 @@ class Customer(SQLModel, table=True):
 
 
 class LedgerEvent(SQLModel, table=True):
-    """Append-only: every event a journey applied, once."""
+    """Append-only: every event a journey applied, once. Event ids are unique per
+    customer, as the journey's own dedupe window counts them."""
 
     __tablename__ = "event_ledger"
 
+    customer_id: str = Field(primary_key=True, max_length=128)
     event_id: str = Field(primary_key=True, max_length=128)
-    customer_id: str = Field(index=True, max_length=128)
+    source: str | None = Field(default=None, max_length=64)
     type: str = Field(max_length=32)
     occurred_at: datetime = _time()
     recorded_at: datetime = _time()
     properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     application_id: str = Field(max_length=64)
+
+
+class IngestReceipt(SQLModel, table=True):
+    """An event the ingest API handed to Temporal: what makes a resend a duplicate.
+    The digest of the event as received tells an exact resend from a reused id."""
+
+    __tablename__ = "ingest_receipt"
+
+    customer_id: str = Field(primary_key=True, max_length=128)
+    event_id: str = Field(primary_key=True, max_length=128)
+    source: str = Field(max_length=64)
+    digest: str = Field(max_length=64)
+    received_at: datetime = _time()
 
 
 class Engagement(SQLModel, table=True):
@@ -142,11 +159,16 @@ def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
 class Store:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(url, pool_pre_ping=True)
-        if parsed.get_backend_name() == "sqlite":
+        self.engine = create_async_engine(url, pool_pre_ping=self.dialect != "sqlite")
+        # SQLite has one writer at a time. Writers of this process take turns here, in
+        # order, rather than in SQLite's busy handler, which sleeps and retries.
+        self._writer_turn: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
+        if self.dialect == "sqlite":
             _sqlite_serialised_writes(self.engine)
+            self._writer_turn = asyncio.Lock()
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -157,8 +179,12 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
+        async with self._writer_turn, self._sessions() as session, session.begin():
             yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
         await self.engine.dispose()

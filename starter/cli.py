@@ -1,4 +1,4 @@
-"""`equator`: run the embedded stack, send events, show journeys."""
+"""`equator`: run the embedded stack or its parts, send events, show journeys."""
 
 from __future__ import annotations
 
@@ -6,27 +6,25 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-from temporalio.service import RPCError
+import httpx
 
+from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
+from starter.credentials import hash_key, new_key
 from starter.demo import run_demo
-from starter.devstack import DevServerError, dev_server
+from starter.devstack import DevServerError, dev_server, with_local_source
 from starter.logging import configure_logging
+from starter.serving import running_api
 from starter.settings import Settings
-from starter.temporal import JourneyClosedError, connect, journey_view, send_event
 from worker import main as worker_main
 from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.details import current_details
-from workflows.events import describe_errors, make_event
-from workflows.journey import journey_id
 
 
 def _property(text: str) -> tuple[str, Any]:
@@ -42,21 +40,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="dev server + UI, a worker and the demo population")
+    run = commands.add_parser(
+        "run", help="dev server + UI, a worker, the ingest API and the demo population"
+    )
     run.add_argument("--no-demo", action="store_true", help="start the stack without the demo")
 
     commands.add_parser("worker", help="run a worker against the configured Temporal")
+    commands.add_parser("api", help="serve the ingest API against the configured Temporal")
 
-    send = commands.add_parser("send", help="send one event to a customer's journey")
+    send = commands.add_parser("send", help="send one event through the ingest API")
     send.add_argument("customer_id")
     send.add_argument("type", help="purchase, return, complaint, email_opened, …")
     send.add_argument("properties", nargs="*", type=_property, metavar="key=value")
     send.add_argument("--event-id", help="defaults to a new id; reuse one to test dedupe")
     send.add_argument("--at", help="when it happened (RFC 3339 with offset); default now")
 
-    show = commands.add_parser("show", help="show a customer's journey")
+    show = commands.add_parser("show", help="show a customer's journey (through the API)")
     show.add_argument("customer_id")
     show.add_argument("--json", action="store_true", help="the full state as JSON")
+
+    key = commands.add_parser("new-key", help="make an API key for a source, and its hash")
+    key.add_argument("source", help="the source's name, e.g. pos or ecommerce")
     return parser
 
 
@@ -65,9 +69,17 @@ async def _run(settings: Settings, demo: bool) -> None:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with dev_server(settings) as client, running_worker(client, settings):
+    settings = with_local_source(settings)
+    if demo:
+        settings = settings.model_copy(update={"journey": JourneyConfig.demo()})
+    async with (
+        dev_server(settings) as client,
+        running_worker(client, settings),
+        running_api(settings) as api_url,
+    ):
         ui = f"http://localhost:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
         print(f"Temporal UI: {ui}/workflows", flush=True)
+        print(f"Ingest API:  {api_url}/docs (key in {local_key_path(settings)})", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         if demo:
             print(
@@ -75,40 +87,37 @@ async def _run(settings: Settings, demo: bool) -> None:
                 "`equator show lapsing-lena` in another terminal.",
                 flush=True,
             )
-            await run_demo(client, settings.task_queue, JourneyConfig.demo())
+            async with EquatorClient(api_url, api_key(settings)) as api:
+                await run_demo(api)
         else:
             await asyncio.Event().wait()
 
 
+async def _api(settings: Settings) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    if not settings.ingest.sources:
+        raise RuntimeError("no sources configured: set EQUATOR_INGEST__SOURCES (see README)")
+    async with running_api(settings) as url:
+        print(f"Ingest API: {url}/docs", flush=True)
+        await asyncio.Event().wait()
+
+
 async def _send(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        event = make_event(
-            args.event_id or f"cli-{uuid.uuid4()}",
-            args.customer_id,
-            args.type,
-            args.at or datetime.now(UTC),
-            dict(args.properties),
-        )
-    except ValidationError as err:
-        print(f"invalid event: {describe_errors(err)}", file=sys.stderr)
-        return 2
-    client = await connect(settings)
-    try:
-        await send_event(client, settings.task_queue, settings.journey, event)
-    except JourneyClosedError as err:
-        print(str(err), file=sys.stderr)
-        return 1
-    print(f"sent {event.event_id} to {journey_id(event.customer_id)}")
+    event = event_body(
+        args.customer_id, args.type, dict(args.properties), args.event_id, args.at, "cli"
+    )
+    async with EquatorClient.from_settings(settings) as api:
+        accepted = await api.send(event)
+    note = " (duplicate: nothing changed)" if accepted.duplicate else ""
+    print(f"sent {accepted.event_id} to {accepted.journey_id}{note}")
     return 0
 
 
 async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
-    client = await connect(settings)
-    try:
-        view = await journey_view(client, customer_id)
-    except RPCError as err:
-        print(f"no journey for customer {customer_id}: {err.message}", file=sys.stderr)
-        return 1
+    async with EquatorClient.from_settings(settings) as api:
+        view = await api.journey(customer_id)
     if as_json:
         print(view.model_dump_json(indent=2))
         return 0
@@ -119,26 +128,68 @@ async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = Settings()
-    configure_logging()
+def _new_key(source: str) -> int:
+    key = new_key()
+    print(f"API key for {source} (give it to the source; it is not stored): {key}")
+    print(f'its entry in EQUATOR_INGEST__SOURCES: {{"name": "{source}", '
+          f'"key_hashes": ["{hash_key(key)}"]}}')  # fmt: skip
+    return 0
+
+
+def _explain(err: ApiError) -> int:
+    """Print a refusal with every field at fault; 2 for bad input, 1 for the rest."""
+    print(f"equator: {err}", file=sys.stderr)
+    for field in err.problem.errors:
+        print(f"  {field.field}: {field.reason}", file=sys.stderr)
+    return 2 if err.problem.status in (400, 413, 422) else 1
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         match args.command:
             case "run":
                 asyncio.run(_run(settings, demo=not args.no_demo))
             case "worker":
                 asyncio.run(worker_main())
+            case "api":
+                asyncio.run(_api(settings))
             case "send":
                 return asyncio.run(_send(settings, args))
             case "show":
                 return asyncio.run(_show(settings, args.customer_id, args.json))
+            case "new-key":
+                return _new_key(args.source)
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("stopped", file=sys.stderr)
-    except (DevServerError, RuntimeError) as err:
+    except ApiError as err:
+        return _explain(err)
+    except httpx.TransportError as err:
+        print(f"equator: cannot reach the ingest API at {settings.api_url} ({err}); "
+              "is `equator run` or `equator api` running?", file=sys.stderr)  # fmt: skip
+        return 1
+    except (DevServerError, RuntimeError, OSError) as err:
         print(f"equator: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+# Commands that hold a Temporal client until they stop.
+_SERVICES = {"run", "worker", "api"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging()
+    code = _command(args, settings)
+    if args.command in _SERVICES:
+        # Exit without interpreter teardown: the SDK's Rust threads can abort a
+        # finalizing interpreter (sdk-python issue #300), turning a clean stop into
+        # "Fatal Python error" and exit code 134.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

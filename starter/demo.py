@@ -1,4 +1,5 @@
-"""A small synthetic population, fed to real journeys with windows of seconds.
+"""A small synthetic population, fed through the ingest API to real journeys with
+windows of seconds.
 
 Steady buyers keep buying; the others act out one story each, so that within a minute
 the Temporal UI shows a silence ladder climbing, a return and a complaint being made
@@ -9,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from temporalio.client import Client
 
-from starter.temporal import send_event
-from workflows.config import JourneyConfig
-from workflows.events import CustomerEvent, make_event
+from starter.client import EquatorClient, event_body
 
 log = structlog.get_logger(__name__)
 
@@ -57,15 +53,12 @@ STEADY_BUYERS = ("steady-sam", "steady-sasha", "steady-sol")
 STEADY_EVERY = 6.0
 
 
-def demo_event(customer: str, type: str, properties: dict[str, Any]) -> CustomerEvent:
-    return make_event(f"demo-{uuid.uuid4()}", customer, type, datetime.now(UTC), properties)
-
-
-async def run_demo(client: Client, task_queue: str, config: JourneyConfig) -> None:
-    """Play the stories, then keep the steady buyers buying until cancelled."""
+async def run_demo(client: EquatorClient) -> None:
+    """Play the stories through the ingest API, then keep the steady buyers buying until
+    cancelled. The journeys take their (short) windows from the API's configuration."""
 
     async def send(customer: str, type: str, properties: dict[str, Any]) -> None:
-        await send_event(client, task_queue, config, demo_event(customer, type, properties))
+        await client.send(event_body(customer, type, properties, id_prefix="demo"))
         log.info("demo.event", customer_id=customer, type=type)
 
     async def stories() -> None:

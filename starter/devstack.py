@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
+from starter.client import local_key_path
+from starter.credentials import Source, hash_key, new_key
 from starter.settings import Settings
 from starter.temporal import connect
+
+LOCAL_SOURCE = "local"
+WEBHOOK_SECRET_FILE = "webhook-secret"
 
 
 class DevServerError(RuntimeError):
@@ -26,6 +32,28 @@ def installed_binary(name: str) -> str:
     if path is None:
         raise DevServerError(f"{name} is not installed: run `make run` or `make test`")
     return path
+
+
+def with_local_source(settings: Settings) -> Settings:
+    """With no sources configured, the embedded stack accepts a `local` source whose API
+    key and webhook secret it keeps (owner-only) in the data directory."""
+    if settings.ingest.sources:
+        return settings
+    key = _kept_secret(local_key_path(settings), new_key)
+    secret = _kept_secret(settings.data_dir / WEBHOOK_SECRET_FILE, new_key)
+    local = Source(
+        name=LOCAL_SOURCE, key_hashes=(hash_key(key),), webhook_secrets=(SecretStr(secret),)
+    )
+    ingest = settings.ingest.model_copy(update={"sources": (local,)})
+    return settings.model_copy(update={"ingest": ingest})
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make() + "\n")
+    return path.read_text().strip()
 
 
 def _command(settings: Settings) -> list[str]:

@@ -1,15 +1,40 @@
 """All configuration, from the environment (prefix ``EQUATOR_``), in one place.
 
-Journey windows nest under ``EQUATOR_JOURNEY__``: for example
-``EQUATOR_JOURNEY__SILENCE_DEFAULT=P30D`` or ``EQUATOR_JOURNEY__RESPONSE_WINDOW=PT10S``
-(ISO 8601 durations, or seconds).
+Nested settings use ``__``: journey windows as ``EQUATOR_JOURNEY__SILENCE_DEFAULT=P30D``
+(ISO 8601 durations, or seconds), the ingest API as ``EQUATOR_INGEST__PORT=8000`` and its
+sources as JSON::
+
+    EQUATOR_INGEST__SOURCES='[{"name": "pos", "key_hashes": ["sha256:…"]},
+                              {"name": "mailer", "webhook_secrets": ["…"]}]'
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from starter.credentials import Source
 from workflows.config import JourneyConfig
+
+
+class IngestSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Who may send events. `equator run` adds a `local` source when none is configured.
+    sources: tuple[Source, ...] = ()
+    # Larger bodies are refused with 413 before they are read; 500 events fit easily.
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Clocks drift; an event further ahead than this is an error, not a drift.
+    max_future_skew: timedelta = timedelta(minutes=15)
+    # A webhook signature older (or newer) than this is refused as a possible replay.
+    signature_tolerance: timedelta = timedelta(minutes=5)
+    # How long one call to Temporal may take before the API answers 503.
+    temporal_timeout: timedelta = timedelta(seconds=5)
+    # What a 503 tells the caller to wait before retrying, in seconds.
+    retry_after: int = Field(default=5, ge=1)
 
 
 class Settings(BaseSettings):
@@ -22,7 +47,12 @@ class Settings(BaseSettings):
     task_queue: str = "equator-journeys"
     # SQLite file by default; postgresql+asyncpg://user@host/db for Postgres.
     database_url: str = "sqlite+aiosqlite:///data/equator.db"
-    # Where `equator run` keeps the dev server's SQLite file.
-    data_dir: str = "data"
+    # Where `equator run` keeps the dev server's SQLite file and the local API key.
+    data_dir: Path = Path("data")
     ui_port: int = 8233
     journey: JourneyConfig = JourneyConfig()
+    ingest: IngestSettings = IngestSettings()
+    # What the CLI and the demo call: the ingest API, with this key (default: the local
+    # key `equator run` keeps in data/api-key).
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None

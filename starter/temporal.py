@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RetryConfig
 
 from starter.settings import Settings
 from workflows.config import JourneyConfig
@@ -18,16 +21,33 @@ class JourneyClosedError(Exception):
     """The customer's journey has ended (erased or terminated by an operator)."""
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, patience: timedelta | None = None) -> Client:
+    """A client for the configured namespace.
+
+    With ``patience`` (the ingest API) the client connects on first use, so the service
+    starts, and says it is not ready, while Temporal is down; and a call retries for at
+    most that long before it fails, so callers get their 503 promptly."""
+    if patience is None:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        lazy=True,
+        retry_config=RetryConfig(max_elapsed_time_millis=int(patience.total_seconds() * 1000)),
     )
 
 
 async def send_event(
-    client: Client, task_queue: str, config: JourneyConfig, event: CustomerEvent
+    client: Client,
+    task_queue: str,
+    config: JourneyConfig,
+    event: CustomerEvent,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle[CustomerJourney, None]:
     """Signal-with-start: the first event of a customer starts their journey.
 
@@ -46,6 +66,7 @@ async def send_event(
             start_signal=EVENT_SIGNAL,
             start_signal_args=[event],
             static_summary=f"Customer journey of {event.customer_id}",
+            rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError as err:
         raise JourneyClosedError(
@@ -53,7 +74,11 @@ async def send_event(
         ) from err
 
 
-async def journey_view(client: Client, customer_id: str) -> JourneyView:
+async def journey_view(
+    client: Client, customer_id: str, rpc_timeout: timedelta | None = None
+) -> JourneyView:
     handle = client.get_workflow_handle(journey_id(customer_id))
-    view: JourneyView = await handle.query(STATE_QUERY, result_type=JourneyView)
+    view: JourneyView = await handle.query(
+        STATE_QUERY, result_type=JourneyView, rpc_timeout=rpc_timeout
+    )
     return view

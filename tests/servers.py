@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -35,15 +37,28 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @asynccontextmanager
-async def dev_server(*dynamic_config: str) -> AsyncIterator[WorkflowEnvironment]:
+async def dev_server(
+    *dynamic_config: str, port: int | None = None, db_file: Path | None = None
+) -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server; in memory unless ``db_file`` is given (to survive a restart)."""
     extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
+    if db_file is not None:
+        extra_args += ["--db-filename", str(db_file)]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         dev_server_extra_args=extra_args,
         data_converter=pydantic_data_converter,
+        port=port,
     )
     async with env:
         yield env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def eventually(

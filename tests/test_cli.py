@@ -1,4 +1,4 @@
-"""The `equator` CLI end to end: a real dev server, a real worker, real processes."""
+"""The `equator` CLI end to end: real processes talking to the real ingest API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.journeys import Journeys, journeys
-from tests.servers import dev_server, eventually
+from starter.credentials import Source, hash_key, source_for_key
+from tests.ingest import Ingest, ingest_api, settings_for
+from tests.servers import dev_server, free_port
+from worker import running_worker
+from workflows.journey import journey_id
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +27,16 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def world(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Journeys]:
-    async with journeys(env.client, f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}") as world:
-        yield world
+async def api(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Ingest]:
+    key = "eqk_cli-test-key"
+    database = f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
+    settings = settings_for(env.client.service_client.config.target_host, database, key)
+    async with running_worker(env.client, settings), ingest_api(settings, key) as api:
+        yield api
 
 
-async def equator(world: Journeys, *args: str) -> tuple[int, str, str]:
-    target = world.client.service_client.config.target_host
-    environment = {
-        **os.environ,
-        "EQUATOR_TEMPORAL_ADDRESS": target,
-        "EQUATOR_TASK_QUEUE": world.settings.task_queue,
-    }
+async def equator(api_url: str, *args: str, key: str = "eqk_cli-test-key") -> tuple[int, str, str]:
+    environment = {**os.environ, "EQUATOR_API_URL": api_url, "EQUATOR_API_KEY": key}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", *args,
         env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -45,42 +46,74 @@ async def equator(world: Journeys, *args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_send_then_show(world: Journeys) -> None:
-    customer = f"cli-{uuid.uuid4().hex[:6]}"
-    world.customers.add(customer)
-    code, out, _ = await equator(
-        world, "send", customer, "purchase", "amount=42.5", "category=shoes"
-    )
-    assert code == 0
-    assert f"customer-{customer}" in out
+def customer() -> str:
+    return f"cli-{uuid.uuid4().hex[:6]}"
 
-    view = await eventually(lambda: world.view(customer), lambda v: v.state.events_applied == 1)
-    assert str(view.state.profile.lifetime_value) == "42.5"
 
-    code, out, _ = await equator(world, "show", customer, "--json")
+async def test_send_then_show(api: Ingest) -> None:
+    who = customer()
+    code, out, _ = await equator(api.url, "send", who, "purchase", "amount=42.5", "category=shoes")
     assert code == 0
-    assert json.loads(out)["state"]["line_position"] == "above"
-    code, out, _ = await equator(world, "show", customer)
+    assert f"to {journey_id(who)}" in out
+
+    for _ in range(100):
+        code, out, _ = await equator(api.url, "show", who, "--json")
+        if code == 0 and json.loads(out)["state"]["events_applied"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    state = json.loads(out)["state"]
+    assert state["line_position"] == "above"
+    assert state["profile"]["lifetime_value"] == "42.5"
+    code, out, _ = await equator(api.url, "show", who)
     assert "is **above** the line" in out
-    assert "purchase: amount 42.5, category shoes" in out
+    assert "purchase: amount 42.5, category shoes (from pos)" in out
 
 
-async def test_bad_input_and_unknown_customers_get_clear_errors(world: Journeys) -> None:
-    code, _, err = await equator(world, "send", "c", "purchase", "amount=cheap")
+async def test_a_resend_is_reported_as_a_duplicate(api: Ingest) -> None:
+    who = customer()
+    args = ("send", who, "app_browse", "--event-id", "e-1", "--at", "2026-11-01T10:00:00Z")
+    assert (await equator(api.url, *args))[0] == 0
+    code, out, _ = await equator(api.url, *args)
+    assert code == 0
+    assert "duplicate: nothing changed" in out
+
+
+async def test_refusals_are_explained_with_their_fields(api: Ingest) -> None:
+    code, _, err = await equator(api.url, "send", "c", "purchase", "amount=cheap")
     assert code == 2
-    assert "purchase.properties.amount" in err
+    assert "properties.amount: Input should be a valid decimal" in err
 
-    code, _, err = await equator(world, "show", f"nobody-{uuid.uuid4().hex[:6]}")
+    code, _, err = await equator(api.url, "show", customer())
     assert code == 1
-    assert "no journey for customer" in err
+    assert "404 Not found: no journey for" in err
+
+    code, _, err = await equator(api.url, "send", "c", "purchase", "amount=1", key="eqk_wrong")
+    assert code == 1
+    assert "401 Unauthorized" in err
 
 
-async def test_a_closed_journey_is_not_restarted_blank(world: Journeys) -> None:
-    customer = f"erased-{uuid.uuid4().hex[:6]}"
-    world.customers.add(customer)
-    assert (await equator(world, "send", customer, "app_browse"))[0] == 0
-    await world.client.get_workflow_handle(f"customer-{customer}").terminate("operator")
+async def test_a_closed_journey_is_not_restarted_blank(
+    api: Ingest, env: WorkflowEnvironment
+) -> None:
+    who = customer()
+    assert (await equator(api.url, "send", who, "app_browse"))[0] == 0
+    await env.client.get_workflow_handle(journey_id(who)).terminate("operator")
 
-    code, _, err = await equator(world, "send", customer, "purchase", "amount=5")
+    code, _, err = await equator(api.url, "send", who, "purchase", "amount=5")
     assert code == 1
     assert "has ended; it is not restarted implicitly" in err
+
+
+async def test_no_api_running_is_said_plainly() -> None:
+    code, _, err = await equator(f"http://127.0.0.1:{free_port()}", "show", "anyone")
+    assert code == 1
+    assert "cannot reach the ingest API" in err
+
+
+async def test_new_key_prints_a_key_and_the_hash_to_configure() -> None:
+    code, out, _ = await equator("http://unused", "new-key", "pos")
+    assert code == 0
+    key = out.split(": ", 1)[1].splitlines()[0]
+    entry = json.loads(out.splitlines()[1].split(": ", 1)[1])
+    assert entry["key_hashes"] == [hash_key(key)]
+    assert source_for_key([Source.model_validate(entry)], key) is not None

@@ -166,7 +166,7 @@ def test_bounded_memory_of_event_ids_and_timeline() -> None:
                 "type": "teleport",
                 "occurred_at": "2026-01-01T00:00:00Z",
             },
-            "does not match any of the expected tags",
+            "type: must be one of: purchase, return,",
         ),
         (
             {
@@ -186,7 +186,17 @@ def test_bounded_memory_of_event_ids_and_timeline() -> None:
                 "occurred_at": "2026-01-01T00:00:00Z",
                 "properties": {"amount": -1},
             },
-            "purchase.properties.amount",
+            "properties.amount: Input should be greater than or equal to 0",
+        ),
+        (
+            # Cannot even be moved to UTC: refused before anything tries.
+            {
+                "event_id": "e",
+                "customer_id": "c",
+                "type": "app_browse",
+                "occurred_at": "0001-01-01T00:00:00+05:00",
+            },
+            "occurred_at: Value error, must lie between 1970 and 2999",
         ),
     ],
 )

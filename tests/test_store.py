@@ -65,6 +65,20 @@ async def test_a_retried_batch_is_fresh_and_a_redelivery_is_not(store: Store) ->
     assert customer.lifetime_value == Decimal(10)
 
 
+async def test_event_ids_are_unique_per_customer_not_globally(store: Store) -> None:
+    ledger = LedgerActivities(store)
+    for customer in ("c4", "c5"):
+        result = await ledger.record_events(
+            RecordEventsRequest(
+                customer_id=customer,
+                application_id=f"a-{customer}",
+                events=[event(customer, "purchase", T0, "order-1001", amount=5)],
+            )
+        )
+        assert result.fresh_event_ids == ["order-1001"]
+    assert await count(store, LedgerEvent) == 2
+
+
 def engagement_request(key: str = "customer-c3/run/silence-1/step-1") -> EngagementRequest:
     return EngagementRequest(
         idempotency_key=key,

@@ -8,25 +8,39 @@ on ``type``, so a schema (and later the OpenAPI document) names every field per 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+
+# Times outside these bounds are data errors (and some cannot even be moved to UTC).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 
 
 class EventType(StrEnum):
     PURCHASE = "purchase"
     RETURN = "return"
     OFFER_REDEEMED = "offer_redeemed"
+    EMAIL_DELIVERED = "email_delivered"
     EMAIL_OPENED = "email_opened"
     EMAIL_UNOPENED = "email_unopened"
+    EMAIL_BOUNCED = "email_bounced"
     COMPLAINT = "complaint"
     SOCIAL_SHARE = "social_share"
     ACHIEVEMENT = "achievement"
@@ -111,9 +125,20 @@ class ConsentChangedProperties(Properties):
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Unique per customer: a second event with the same id is the same event, redelivered.
     event_id: Identifier
     customer_id: Identifier
     occurred_at: AwareDatetime
+    # Where the event came from; the ingest API sets it from the caller's API key.
+    source: Label | None = None
+
+    @field_validator("occurred_at", mode="after")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        # Compared before any conversion: year 1 at +05:00 cannot be moved to UTC at all.
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError(f"must lie between {EARLIEST:%Y} and {LATEST:%Y}")
+        return value
 
 
 class PurchaseEvent(_Envelope):
@@ -129,6 +154,16 @@ class ReturnEvent(_Envelope):
 class OfferRedeemedEvent(_Envelope):
     type: Literal[EventType.OFFER_REDEEMED]
     properties: OfferRedeemedProperties
+
+
+class EmailDeliveredEvent(_Envelope):
+    type: Literal[EventType.EMAIL_DELIVERED]
+    properties: EmailProperties = EmailProperties()
+
+
+class EmailBouncedEvent(_Envelope):
+    type: Literal[EventType.EMAIL_BOUNCED]
+    properties: EmailProperties = EmailProperties()
 
 
 class EmailOpenedEvent(_Envelope):
@@ -185,8 +220,10 @@ CustomerEvent = Annotated[
     PurchaseEvent
     | ReturnEvent
     | OfferRedeemedEvent
+    | EmailDeliveredEvent
     | EmailOpenedEvent
     | EmailUnopenedEvent
+    | EmailBouncedEvent
     | ComplaintEvent
     | SocialShareEvent
     | AchievementEvent
@@ -197,6 +234,9 @@ CustomerEvent = Annotated[
     | ConsentChangedEvent,
     Field(discriminator="type"),
 ]
+
+_EVENT_TYPES_IN_ORDER = tuple(EventType)
+_EVENT_TYPES = frozenset(EventType)
 
 customer_event_adapter: TypeAdapter[CustomerEvent] = TypeAdapter(CustomerEvent)
 
@@ -225,11 +265,31 @@ def make_event(
     )
 
 
-def describe_errors(error: ValidationError, limit: int = 3) -> str:
-    """A short, field-naming account of why an event was refused."""
-    parts = []
-    for item in error.errors()[:limit]:
-        where = ".".join(str(part) for part in item["loc"]) or "event"
-        parts.append(f"{where}: {item['msg']}")
-    more = error.error_count() - limit
+def located_errors(
+    errors: Iterable[Mapping[str, Any]], prefix: Sequence[str | int] = ()
+) -> list[tuple[str, str]]:
+    """Validation errors as (field, reason), the field a dotted path into the event as
+    its sender wrote it (the type tag that the union puts in the location is dropped)."""
+    located = []
+    for error in errors:
+        location = [str(part) for part in (*prefix, *error["loc"])]
+        tag = len(prefix)
+        reason = str(error["msg"])
+        if len(location) > tag and location[tag] in _EVENT_TYPES:
+            del location[tag]
+        elif error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            location.append("type")
+            reason = "must be one of: " + ", ".join(_EVENT_TYPES_IN_ORDER)
+        located.append((".".join(location) or "event", reason))
+    return located
+
+
+def summarize(located: Sequence[tuple[str, str]], limit: int = 3) -> str:
+    parts = [f"{field}: {reason}" for field, reason in located[:limit]]
+    more = len(located) - limit
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def describe_errors(error: ValidationError) -> str:
+    """A short, field-naming account of why an event was refused."""
+    return summarize(located_errors(error.errors()))

@@ -15,7 +15,9 @@ CADENCE_PURCHASES = 12
 
 # Events the customer did themselves: each restarts the silence clock.
 CUSTOMER_INITIATED = frozenset(EventType) - {
+    EventType.EMAIL_DELIVERED,
     EventType.EMAIL_UNOPENED,
+    EventType.EMAIL_BOUNCED,
     EventType.DELIVERY_LATE,
     EventType.CONSENT_CHANGED,
 }

@@ -31,8 +31,11 @@ EVENT_RULES: dict[EventType, EventRule] = {
     EventType.PURCHASE: EventRule(+1),
     EventType.RETURN: EventRule(-1, Cause.RETURN),
     EventType.OFFER_REDEEMED: EventRule(+1),
+    EventType.EMAIL_DELIVERED: EventRule(0),
     EventType.EMAIL_OPENED: EventRule(+1),
     EventType.EMAIL_UNOPENED: EventRule(-1),
+    # A bounce says nothing of the customer's mood; contact policy reads it.
+    EventType.EMAIL_BOUNCED: EventRule(0),
     EventType.COMPLAINT: EventRule(-1, Cause.COMPLAINT),
     EventType.SOCIAL_SHARE: EventRule(+1),
     EventType.ACHIEVEMENT: EventRule(+1),
@@ -123,7 +126,8 @@ def silence_deadline(state: JourneyState, now: datetime, config: JourneyConfig) 
 def _describe(event: CustomerEvent) -> str:
     props = event.properties.model_dump(exclude_none=True)
     details = ", ".join(f"{key} {value}" for key, value in props.items())
-    return f"{event.type.value}: {details}" if details else event.type.value
+    text = f"{event.type.value}: {details}" if details else event.type.value
+    return f"{text} (from {event.source})" if event.source else text
 
 
 def _move_line(state: JourneyState, direction: int) -> None:

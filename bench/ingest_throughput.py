@@ -1,0 +1,142 @@
+"""Ingest API throughput: requests per second over real HTTP, single events and batches.
+
+    .venv/bin/python -m bench.ingest_throughput [--events 2000] [--customers 400]
+        [--concurrency 32] [--batch-sizes 100,500] [--database-url postgresql+asyncpg://…]
+
+Starts a dev server (in memory) and `equator api` in its own process (one uvicorn
+worker), then drives it from this process with httpx: ``--events`` single events with
+``--concurrency`` requests in flight, then the same number of events in batches of each
+size. Events go to ``--customers`` customers whose journeys a warm-up has started;
+``--customers 0`` gives every event a customer of its own, so that each one starts a
+journey (the costlier case). No journey worker runs: what is measured is acceptance
+(validated, signalled into Temporal by signal-with-start, receipted), which is what a
+202 promises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from starter.client import event_body
+from starter.credentials import hash_key, new_key
+from starter.devstack import installed_binary
+
+
+def event(run: str, n: int, customers: int) -> dict[str, Any]:
+    customer = f"bench-{run}-{n}" if customers == 0 else f"bench-{n % customers}"
+    purchase = {"amount": "19.99", "category": "shoes"}
+    return event_body(customer, "purchase", purchase, event_id=f"{run}-{n}")
+
+
+async def timed(label: str, events: int, requests: list[Coroutine[Any, Any, None]]) -> None:
+    started = time.perf_counter()
+    await asyncio.gather(*requests)
+    took = time.perf_counter() - started
+    rate = len(requests) / took
+    print(f"{label:<32} {rate:7.1f} req/s {events / took:7.0f} events/s ({took:.1f}s)")
+
+
+async def bench(
+    events: int, customers: int, concurrency: int, batch_sizes: Sequence[int], database: str
+) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+    )
+    key = new_key()
+    async with env:
+        with tempfile.TemporaryDirectory() as tmp:
+            environment = {
+                **os.environ,
+                "EQUATOR_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                "EQUATOR_DATABASE_URL": database or f"sqlite+aiosqlite:///{tmp}/bench.db",
+                "EQUATOR_INGEST__PORT": "0",
+                "EQUATOR_INGEST__SOURCES": json.dumps(
+                    [{"name": "bench", "key_hashes": [hash_key(key)]}]
+                ),
+            }
+            api = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "starter.cli", "api",
+                env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                assert api.stdout is not None
+                # It prints "Ingest API: http://127.0.0.1:PORT/docs" once it is serving.
+                line = (await api.stdout.readline()).decode()
+                url = line.split(": ", 1)[1].strip().removesuffix("/docs")
+                await drive(url, key, events, customers, concurrency, batch_sizes)
+            finally:
+                api.terminate()
+                await api.wait()
+
+
+async def drive(
+    url: str, key: str, events: int, customers: int, concurrency: int, batch_sizes: Sequence[int]
+) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as http:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def post(path: str, body: Any) -> None:
+            async with gate:
+                response = await http.post(path, json=body, timeout=60)
+                response.raise_for_status()
+
+        # Warm up connections and code paths, and start the journeys events will go to.
+        run = uuid.uuid4().hex[:6]
+        warm = max(customers, 200)
+        await asyncio.gather(*(post("/v1/events", event(run, n, customers)) for n in range(warm)))
+
+        whose = f"{customers} existing journeys" if customers else "a new journey each"
+        print(f"{events} events to {whose}, {concurrency} requests in flight, one API process")
+        run = uuid.uuid4().hex[:6]
+        await timed(
+            "single events (POST /v1/events)",
+            events,
+            [post("/v1/events", event(run, n, customers)) for n in range(events)],
+        )
+        for size in batch_sizes:
+            run = uuid.uuid4().hex[:6]
+            batches = [
+                {
+                    "events": [
+                        event(run, n, customers) for n in range(start, min(start + size, events))
+                    ]
+                }
+                for start in range(0, events, size)
+            ]
+            await timed(
+                f"batches of {size} (POST /v1/events:batch)",
+                events,
+                [post("/v1/events:batch", batch) for batch in batches],
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=400, help="0: a new one per event")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch-sizes", default="100,500")
+    parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.batch_sizes.split(",")]
+    asyncio.run(bench(args.events, args.customers, args.concurrency, sizes, args.database_url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,440 @@
+"""The ingest API: event sources send customer events over HTTP, without knowing Temporal.
+
+Every ``/v1`` call is authenticated before its body is read: a bearer API key, or, for
+webhooks, an HMAC signature. Bodies are parsed here rather than by FastAPI so that a
+caller without credentials learns nothing about validation, and so that each event of a
+batch is validated (and may fail) on its own. The OpenAPI document still describes every
+body, from the same models (``starter/openapi.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.store import Store
+from starter.api_models import (
+    Accepted,
+    BatchResult,
+    EmailWebhook,
+    EventBatch,
+    EventResult,
+    Health,
+    Status,
+)
+from starter.credentials import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    Source,
+    source_for_key,
+    verify_signature,
+)
+from starter.email_webhook import EmailNotification, to_event
+from starter.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
+from starter.middleware import BodyLimit, RequestLog
+from starter.openapi import document_body, install_openapi
+from starter.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
+from starter.settings import IngestSettings
+from starter.temporal import journey_view
+from workflows.events import CustomerEvent, Identifier, customer_event_adapter
+from workflows.journey import journey_id
+from workflows.state import JourneyView
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes use; opened and closed by ``starter.serving``."""
+
+    settings: IngestSettings
+    client: Client
+    store: Store
+    ingest: Ingest
+
+    @property
+    def retry_after(self) -> dict[str, str]:
+        return {"Retry-After": str(self.settings.retry_after)}
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Equator ingest API",
+        version="1",
+        summary="Customer events in, durable customer journeys out.",
+        description=(
+            "Every `/v1` call needs `Authorization: Bearer <API key>`; webhooks are signed "
+            f"instead (`{SIGNATURE_HEADER}`). Errors are RFC 9457 problem details that "
+            "name each field at fault."
+        ),
+    )
+    app.state.services = services
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(RequestLog)
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_invalid_request)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.include_router(router)
+    install_openapi(
+        app,
+        {
+            "CustomerEvent": customer_event_adapter,
+            "EventBatch": EventBatch,
+            "EmailNotification": EmailNotification,
+            "EmailWebhook": EmailWebhook,
+        },
+    )
+    return app
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem answers a route may give."""
+    return {status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in statuses}
+
+
+def _partly_unavailable(what: str) -> dict[int | str, dict[str, Any]]:
+    return {503: {"model": BatchResult, "description": f"Some {what} were not delivered: resend."}}
+
+
+router = APIRouter()
+bearer = HTTPBearer(auto_error=False, description="The API key of the event source.")
+
+
+async def services(request: Request) -> Services:
+    # async: FastAPI would run a plain function in a worker thread, on every request.
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+async def api_key_source(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    services: ServicesDep,
+) -> Source:
+    source = credentials and source_for_key(services.settings.sources, credentials.credentials)
+    if not source:
+        log.info("auth.refused", reason="missing or unknown API key")
+        raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
+    structlog.contextvars.bind_contextvars(source=source.name)
+    return source
+
+
+async def signed_source(
+    request: Request, source: Annotated[str, Path(max_length=64)], services: ServicesDep
+) -> Source:
+    found = next((s for s in services.settings.sources if s.name == source), None)
+    secrets = [secret.get_secret_value() for secret in found.webhook_secrets] if found else []
+    try:
+        if found is None or not secrets:
+            raise SignatureError("no webhook is configured for this source")
+        verify_signature(
+            request.headers.get(SIGNATURE_HEADER),
+            await request.body(),
+            secrets,
+            time.time(),
+            services.settings.signature_tolerance.total_seconds(),
+        )
+    except SignatureError as err:
+        log.info("auth.refused", reason=err.reason)
+        raise _unauthorized(f"webhook signature refused: {err.reason}") from None
+    structlog.contextvars.bind_contextvars(source=found.name)
+    return found
+
+
+ApiKeySource = Annotated[Source, Depends(api_key_source)]
+SignedSource = Annotated[Source, Depends(signed_source)]
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    response_model=Accepted,
+    summary="Send one customer event",
+    responses=_problems(400, 401, 409, 413, 422, 503),
+    openapi_extra=document_body("CustomerEvent"),
+    tags=["events"],
+)
+async def post_event(request: Request, source: ApiKeySource, services: ServicesDep) -> Accepted:
+    """Durable before acknowledged: a 202 means the event reached Temporal and will reach
+    the journey, even if no worker is running. Resending the same `event_id` answers 202
+    with `duplicate: true` and changes nothing."""
+    event = _admit(_parse_json(await request.body()), source, services.settings)
+    structlog.contextvars.bind_contextvars(customer_id=event.customer_id, event_id=event.event_id)
+    [outcome] = await services.ingest.deliver([event])
+    structlog.contextvars.bind_contextvars(outcome=_status(outcome).value)
+    if not isinstance(outcome, Delivered):
+        raise ProblemError(_problem_of(outcome), services.retry_after)
+    return Accepted(
+        event_id=event.event_id,
+        journey_id=journey_id(event.customer_id),
+        duplicate=outcome.duplicate,
+    )
+
+
+@router.post(
+    "/v1/events:batch",
+    response_model=BatchResult,
+    summary="Send up to 500 customer events",
+    responses={**_problems(400, 401, 413, 422), **_partly_unavailable("events")},
+    openapi_extra=document_body("EventBatch"),
+    tags=["events"],
+)
+async def post_batch(request: Request, source: ApiKeySource, services: ServicesDep) -> JSONResponse:
+    """One result per event, in order: accepted, duplicate, rejected (with the problem) or
+    unavailable. One bad event does not reject the others. If any event is unavailable
+    the answer is 503 with `Retry-After`: resend the whole batch; what was accepted comes
+    back as duplicates."""
+    batch = _parse(EventBatch, await request.body(), "Invalid batch")
+    return await _deliver_batch(
+        batch.events,
+        lambda index, raw: _admit(raw, source, services.settings, ("events", index)),
+        services,
+    )
+
+
+@router.post(
+    "/v1/webhooks/{source}/email",
+    response_model=BatchResult,
+    summary="Email provider notifications: delivered, opened, bounced, unsubscribed",
+    responses={**_problems(400, 401, 413, 422), **_partly_unavailable("notifications")},
+    openapi_extra=document_body("EmailWebhook", signed=True),
+    tags=["webhooks"],
+)
+async def post_email_webhook(
+    request: Request, source: SignedSource, services: ServicesDep
+) -> JSONResponse:
+    """Signed with HMAC-SHA256: `Equator-Signature: t=<unix seconds>,v1=<hex>` over
+    `<t>.<raw body>` with the source's webhook secret, and refused once `t` is more
+    than the tolerance (5 minutes) away. Opened, delivered and bounced become the email
+    events of the same names; unsubscribed withdraws the customer's email consent."""
+    webhook = _parse(EmailWebhook, await request.body(), "Invalid webhook")
+
+    def to_engine(index: int, raw: object) -> CustomerEvent:
+        try:
+            notification = EmailNotification.model_validate(raw)
+        except ValidationError as err:
+            raise ProblemError(
+                invalid(err.errors(), "Invalid notification", ("events", index))
+            ) from None
+        event = to_event(notification, source.name).model_dump(mode="json")
+        return _admit(event, source, services.settings, ("events", index))
+
+    return await _deliver_batch(webhook.events, to_engine, services)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/journey",
+    response_model=JourneyView,
+    summary="A customer's journey: line position, ladder and step, recent events",
+    responses=_problems(401, 404, 422, 503),
+    tags=["journeys"],
+)
+async def get_journey(
+    customer_id: Annotated[Identifier, Path()], _: ApiKeySource, services: ServicesDep
+) -> JourneyView:
+    structlog.contextvars.bind_contextvars(customer_id=customer_id)
+    try:
+        return await journey_view(services.client, customer_id, services.settings.temporal_timeout)
+    except (RPCError, RuntimeError, WorkflowQueryFailedError) as err:
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(
+                Problem(title="Not found", status=404, detail=f"no journey for {customer_id}")
+            ) from None
+        log.warning("journey.query_failed", error=str(err))
+        detail = "the journey did not answer (is a worker running?); retry"
+        raise ProblemError(
+            Problem(title="Unavailable", status=503, detail=detail), services.retry_after
+        ) from None
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up", tags=["health"])
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Temporal and the store are reachable",
+    responses={503: {"model": Health}},
+    tags=["health"],
+)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    timeout = services.settings.temporal_timeout
+    checks = {
+        "temporal": await _check(
+            lambda: services.client.service_client.check_health(timeout=timeout)
+        ),
+        "store": await _check(services.store.ping),
+    }
+    ready = all(value == "ok" for value in checks.values())
+    body = Health(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if ready else 503,
+        headers=None if ready else services.retry_after,
+    )
+
+
+def _admit(
+    raw: object, source: Source, settings: IngestSettings, at: Sequence[str | int] = ()
+) -> CustomerEvent:
+    """Validate one event as its source sent it, then apply the edge's own rules (which
+    need the wall clock or the caller, so the engine's model cannot hold them)."""
+    try:
+        event = customer_event_adapter.validate_python(raw)
+    except ValidationError as err:
+        raise ProblemError(invalid(err.errors(), prefix=at)) from None
+    errors = []
+    if event.source not in (None, source.name):
+        reason = f"must be {source.name!r} (the source of your API key) or left out"
+        errors.append({"loc": ("source",), "msg": reason})
+    if event.occurred_at > datetime.now(UTC) + settings.max_future_skew:
+        reason = f"is more than {settings.max_future_skew} in the future"
+        errors.append({"loc": ("occurred_at",), "msg": reason})
+    if errors:
+        raise ProblemError(invalid(errors, prefix=at))
+    return event.model_copy(update={"source": source.name})
+
+
+async def _deliver_batch(
+    items: list[Any], to_engine: Callable[[int, object], CustomerEvent], services: Services
+) -> JSONResponse:
+    results: dict[int, EventResult] = {}
+    admitted: list[tuple[int, CustomerEvent]] = []
+    for index, raw in enumerate(items):
+        try:
+            admitted.append((index, to_engine(index, raw)))
+        except ProblemError as err:
+            event_id = raw.get("event_id", raw.get("id")) if isinstance(raw, dict) else None
+            results[index] = EventResult(
+                index=index,
+                event_id=event_id if isinstance(event_id, str) else None,
+                status=Status.REJECTED,
+                problem=err.problem,
+            )
+    outcomes = await services.ingest.deliver([event for _, event in admitted])
+    for (index, event), outcome in zip(admitted, outcomes, strict=True):
+        status = _status(outcome)
+        log.info(
+            "ingest.event",
+            customer_id=event.customer_id,
+            event_id=event.event_id,
+            outcome=status.value,
+        )
+        results[index] = EventResult(
+            index=index,
+            event_id=event.event_id,
+            status=status,
+            journey_id=journey_id(event.customer_id),
+            problem=None if isinstance(outcome, Delivered) else _problem_of(outcome),
+        )
+    ordered = [results[index] for index in range(len(items))]
+    counts = {status: sum(r.status == status for r in ordered) for status in Status}
+    structlog.contextvars.bind_contextvars(
+        events=len(items), **{status.value: count for status, count in counts.items()}
+    )
+    body = BatchResult(
+        accepted=counts[Status.ACCEPTED],
+        duplicates=counts[Status.DUPLICATE],
+        rejected=counts[Status.REJECTED],
+        unavailable=counts[Status.UNAVAILABLE],
+        results=ordered,
+    )
+    unavailable = counts[Status.UNAVAILABLE] > 0
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=503 if unavailable else 200,
+        headers=services.retry_after if unavailable else None,
+    )
+
+
+def _status(outcome: Outcome) -> Status:
+    match outcome:
+        case Delivered(duplicate=True):
+            return Status.DUPLICATE
+        case Delivered():
+            return Status.ACCEPTED
+        case Conflict():
+            return Status.REJECTED
+        case Unavailable():
+            return Status.UNAVAILABLE
+
+
+def _problem_of(outcome: Conflict | Unavailable) -> Problem:
+    if isinstance(outcome, Conflict):
+        return Problem(title="Conflict", status=409, detail=outcome.reason)
+    return Problem(title="Unavailable", status=503, detail=f"{outcome.reason}; retry")
+
+
+async def _check(probe: Callable[[], Awaitable[Any]]) -> str:
+    try:
+        await probe()
+    except Exception as err:  # readiness reports any failure; it never raises
+        return f"unreachable: {type(err).__name__}"
+    return "ok"
+
+
+def _parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:
+        problem = Problem(title="Malformed JSON", status=400, detail=f"the body is not JSON: {err}")
+        raise ProblemError(problem) from None
+
+
+def _parse(model: type[M], body: bytes, title: str) -> M:
+    try:
+        return model.model_validate(_parse_json(body))
+    except ValidationError as err:
+        raise ProblemError(invalid(err.errors(), title)) from None
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        Problem(title="Unauthorized", status=401, detail=detail), {"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _answer(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(),
+        status_code=problem.status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    structlog.contextvars.bind_contextvars(problem=exc.problem.title)
+    return _answer(exc.problem, exc.headers)
+
+
+async def _on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _answer(invalid(exc.errors(), "Invalid request"))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    problem = Problem(title=str(exc.detail), status=exc.status_code, detail=str(exc.detail))
+    return _answer(problem, dict(exc.headers or {}))

@@ -1,0 +1,69 @@
+"""The ingest API's request and response bodies, shared by the API and its client."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SkipValidation
+
+from starter.problems import Problem
+
+MAX_BATCH = 500
+
+
+# A batch's items are validated one by one by the route (so that one bad item fails
+# alone): the list only checks its length, and names its items' schema for the OpenAPI
+# document (``starter/openapi.py`` turns the name into a reference).
+ITEMS_MARKER = "x-items-schema"
+
+
+def _items_are(schema: str) -> Any:
+    return Field(json_schema_extra={ITEMS_MARKER: schema})
+
+
+class EventBatch(BaseModel):
+    events: Annotated[list[SkipValidation[Any]], Field(min_length=1, max_length=MAX_BATCH)] = (
+        _items_are("CustomerEvent")
+    )
+
+
+class EmailWebhook(BaseModel):
+    events: Annotated[list[SkipValidation[Any]], Field(min_length=1, max_length=MAX_BATCH)] = (
+        _items_are("EmailNotification")
+    )
+
+
+class Accepted(BaseModel):
+    event_id: str
+    journey_id: str
+    # True when this event_id was accepted before: nothing was changed this time.
+    duplicate: bool
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+
+
+class EventResult(BaseModel):
+    index: int
+    event_id: str | None = None
+    status: Status
+    journey_id: str | None = None
+    problem: Problem | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    unavailable: int
+    results: list[EventResult]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

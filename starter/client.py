@@ -1,0 +1,117 @@
+"""A small client for the ingest API: what the CLI, the demo and the benchmarks call.
+
+Events go out as plain JSON, exactly as any other source would send them: the API, not
+the client, decides what is valid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from starter.api_models import Accepted, BatchResult
+from starter.problems import Problem
+from starter.settings import Settings
+from workflows.state import JourneyView
+
+LOCAL_KEY_FILE = "api-key"
+
+
+def event_body(
+    customer_id: str,
+    type: str,
+    properties: Mapping[str, Any],
+    event_id: str | None = None,
+    occurred_at: str | None = None,
+    id_prefix: str = "ev",
+) -> dict[str, Any]:
+    """An event as a source sends it: plain JSON. By default a new id and now."""
+    return {
+        "event_id": event_id or f"{id_prefix}-{uuid.uuid4()}",
+        "customer_id": customer_id,
+        "type": type,
+        "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
+        "properties": dict(properties),
+    }
+
+
+class ApiError(Exception):
+    def __init__(self, problem: Problem, retry_after: str | None = None) -> None:
+        super().__init__(f"{problem.status} {problem.title}: {problem.detail}")
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+def local_key_path(settings: Settings) -> Path:
+    return settings.data_dir / LOCAL_KEY_FILE
+
+
+def api_key(settings: Settings) -> str:
+    """The configured key, or the one `equator run` keeps for the local source."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    path = local_key_path(settings)
+    if not path.exists():
+        raise ApiError(
+            Problem(
+                title="No API key",
+                status=401,
+                detail=f"set EQUATOR_API_KEY, or start `equator run` (it writes {path})",
+            )
+        )
+    return path.read_text().strip()
+
+
+class EquatorClient:
+    def __init__(self, base_url: str, key: str, timeout: float = 30.0) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EquatorClient:
+        return cls(settings.api_url, api_key(settings))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def send(self, event: Mapping[str, Any]) -> Accepted:
+        response = await self._http.post("/v1/events", json=event)
+        return Accepted.model_validate(self._checked(response).json())
+
+    async def send_batch(self, events: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Per-event results; a 503 (some events undelivered) is raised, not returned."""
+        response = await self._http.post("/v1/events:batch", json={"events": list(events)})
+        return BatchResult.model_validate(self._checked(response).json())
+
+    async def journey(self, customer_id: str) -> JourneyView:
+        response = await self._http.get(f"/v1/customers/{customer_id}/journey")
+        return JourneyView.model_validate(self._checked(response).json())
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        try:
+            problem = Problem.model_validate(response.json())
+        except ValueError:
+            problem = Problem(
+                title=response.reason_phrase, status=response.status_code, detail=response.text
+            )
+        raise ApiError(problem, response.headers.get("Retry-After"))

@@ -1,0 +1,333 @@
+"""The ingest API over real HTTP, against a real dev server, worker and database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from starter.credentials import new_key
+from tests.conftest import postgres_database
+from tests.ingest import Ingest, ingest_api, raw_event, settings_for
+from tests.servers import dev_server, eventually
+from worker import running_worker
+from workflows.journey import journey_id
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with dev_server() as env:
+        yield env
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def api(
+    request: pytest.FixtureRequest,
+    env: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Ingest]:
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api') / 'equator.db'}"
+        else:
+            url = await stack.enter_async_context(postgres_database())
+        key = new_key()
+        settings = settings_for(env.client.service_client.config.target_host, url, key)
+        await stack.enter_async_context(running_worker(env.client, settings))
+        yield await stack.enter_async_context(ingest_api(settings, key))
+
+
+def customer() -> str:
+    return f"api-{uuid.uuid4().hex[:8]}"
+
+
+async def state_once(api: Ingest, customer_id: str, applied: int) -> dict[str, Any]:
+    """The journey's state, through the API, once it has applied ``applied`` events."""
+
+    async def probe() -> httpx.Response:
+        return await api.http.get(f"/v1/customers/{customer_id}/journey")
+
+    response = await eventually(
+        probe,
+        lambda r: r.status_code == 200 and r.json()["state"]["events_applied"] >= applied,
+    )
+    state: dict[str, Any] = response.json()["state"]
+    return state
+
+
+async def test_an_event_is_accepted_and_applied_with_its_source(api: Ingest) -> None:
+    who = customer()
+    event = raw_event(who)
+    response = await api.post("/v1/events", event)
+
+    assert response.status_code == 202
+    assert response.json() == {
+        "event_id": event["event_id"],
+        "journey_id": journey_id(who),
+        "duplicate": False,
+    }
+    state = await state_once(api, who, 1)
+    assert state["line_position"] == "above"
+    assert state["profile"]["lifetime_value"] == "19.99"
+    assert state["timeline"][-1]["summary"].endswith("(from pos)")
+    [row] = await api.ledger(who)
+    assert (row.event_id, row.source) == (event["event_id"], "pos")
+
+
+async def test_a_resend_is_a_duplicate_that_changes_nothing(api: Ingest) -> None:
+    who = customer()
+    event = raw_event(who)
+    assert (await api.post("/v1/events", event)).json()["duplicate"] is False
+    await state_once(api, who, 1)
+
+    # The same id with other content (a source re-stamping its retry) is still the same event.
+    for resend in (event, event | {"occurred_at": "2026-01-01T00:00:00+01:00"}):
+        response = await api.post("/v1/events", resend)
+        assert response.status_code == 202
+        assert response.json()["duplicate"] is True
+
+    # A later event proves the journey has caught up; the resends never reached it.
+    await api.post("/v1/events", raw_event(who, "app_browse"))
+    state = await state_once(api, who, 2)
+    assert state["events_applied"] == 2
+    assert state["duplicates_ignored"] == 0
+    assert len(await api.ledger(who)) == 2
+    assert await api.receipts(who) == 2
+
+
+def _bad(**changes: Any) -> dict[str, Any]:
+    event = raw_event("bad-input-customer")
+    for path, value in changes.items():
+        target, *rest = path.split("__")
+        if rest:
+            event[target] = {**event[target], rest[0]: value}
+        elif value is None:
+            del event[target]
+        else:
+            event[target] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "reason"),
+    [
+        (b'{"event_id": "e1", "customer_id"', 400, None, "not JSON"),
+        (_bad(type="teleport"), 422, "type", "must be one of: purchase"),
+        (_bad(event_id=None), 422, "event_id", "Field required"),
+        (_bad(customer_id=""), 422, "customer_id", "at least 1 character"),
+        (_bad(customer_id="a b"), 422, "customer_id", "should match pattern"),
+        (_bad(properties__amount="cheap"), 422, "properties.amount", "valid decimal"),
+        (_bad(properties__amount=-5), 422, "properties.amount", "greater than or equal to 0"),
+        (_bad(properties__colour="red"), 422, "properties.colour", "Extra inputs"),
+        (_bad(occurred_at="2026-11-23T10:00:00"), 422, "occurred_at", "timezone"),
+        (_bad(occurred_at="2999-01-01T00:00:00Z"), 422, "occurred_at", "in the future"),
+        (_bad(occurred_at="0001-01-01T00:00:00+05:00"), 422, "occurred_at", "between 1970"),
+        (_bad(source="ecommerce"), 422, "source", "the source of your API key"),
+        (["not", "an", "object"], 422, "event", "valid dictionary"),
+    ],
+)
+async def test_bad_input_is_refused_naming_field_and_reason(
+    api: Ingest, body: Any, status: int, field: str | None, reason: str
+) -> None:
+    content = body if isinstance(body, bytes) else None
+    response = await api.http.post("/v1/events", content=content, json=None if content else body)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert reason in problem["detail"]
+    if field is not None:
+        assert any(e["field"] == field and reason in e["reason"] for e in problem["errors"])
+    # Nothing reached a journey or the receipts.
+    assert (await api.http.get("/v1/customers/bad-input-customer/journey")).status_code == 404
+    assert await api.receipts("bad-input-customer") == 0
+
+
+async def test_oversized_bodies_get_413_declared_or_streamed(api: Ingest) -> None:
+    big = b'{"events": [' + b" " * 2_000_000 + b"]}"
+    declared = await api.http.post("/v1/events", content=big)
+    assert declared.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b" " * 64_000
+
+    streamed = await api.http.post("/v1/events:batch", content=chunks())
+    assert streamed.status_code == 413
+    assert "at most 1048576 bytes" in streamed.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-key", "Basic cG9zOnNlY3JldA==", "Bearer"],
+)
+async def test_wrong_or_missing_credentials_get_401_and_record_nothing(
+    api: Ingest, authorization: str | None
+) -> None:
+    who = customer()
+    headers = {"Authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(base_url=api.url, headers=headers) as stranger:
+        for path, body in [
+            ("/v1/events", raw_event(who)),
+            ("/v1/events:batch", {"events": [raw_event(who)]}),
+        ]:
+            response = await stranger.post(path, json=body)
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == "Bearer"
+        # Credentials are checked before the body is read: bad JSON learns nothing.
+        assert (await stranger.post("/v1/events", content=b"{")).status_code == 401
+        assert (await stranger.get(f"/v1/customers/{who}/journey")).status_code == 401
+    assert await api.receipts(who) == 0
+    assert (await api.http.get(f"/v1/customers/{who}/journey")).status_code == 404
+
+
+async def test_a_batch_answers_per_event_and_one_bad_event_fails_alone(api: Ingest) -> None:
+    who, other = customer(), customer()
+    earlier = raw_event(who)
+    await api.post("/v1/events", earlier)
+    fresh = raw_event(who, "app_browse")
+    bad = raw_event(other, properties={"amount": "x"})
+    batch: list[object] = [
+        fresh,
+        earlier,  # accepted before: duplicate
+        bad,  # refused alone
+        fresh,  # repeated within the batch: duplicate
+        raw_event(other, "complaint", properties={"severity": "high"}),
+        42,
+    ]
+    response = await api.post("/v1/events:batch", {"events": batch})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == [
+        "accepted", "duplicate", "rejected", "duplicate", "accepted", "rejected",
+    ]  # fmt: skip
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 2, 2)
+    rejected = body["results"][2]
+    assert rejected["event_id"] == bad["event_id"]
+    assert rejected["problem"]["errors"][0]["field"] == "events.2.properties.amount"
+    assert body["results"][5]["problem"]["errors"][0]["field"] == "events.5"
+
+    assert (await state_once(api, who, 2))["events_applied"] == 2
+    other_state = await state_once(api, other, 1)
+    assert other_state["ladder"]["cause"] == "complaint"
+
+
+async def test_batch_envelope_limits(api: Ingest) -> None:
+    too_many = {"events": [raw_event("limits") for _ in range(501)]}
+    response = await api.post("/v1/events:batch", too_many)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "events"
+    assert "at most 500" in response.json()["detail"]
+    assert (await api.post("/v1/events:batch", {"events": []})).status_code == 422
+    assert (await api.post("/v1/events:batch", [raw_event("limits")])).status_code == 422
+    assert await api.receipts("limits") == 0
+
+
+def notification(who: str, type: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"n-{uuid.uuid4().hex[:10]}",
+        "type": type,
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "customer_id": who,
+        "message_id": "m-1",
+    } | extra
+
+
+async def test_signed_email_webhooks_map_onto_engine_events(api: Ingest) -> None:
+    who = customer()
+    await api.post("/v1/events", raw_event(who))
+    body = {
+        "events": [
+            notification(who, "delivered"),
+            notification(who, "opened", engagement_key="k-1", provider_field="ignored"),
+            notification(who, "bounced"),
+            notification(who, "unsubscribed"),
+            notification(who, "clicked"),
+        ]
+    }
+    response = await api.post_signed("pos", body)
+
+    assert response.status_code == 200
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["accepted"] * 4 + ["rejected"]
+    state = await state_once(api, who, 5)
+    kinds = [entry["summary"].split(":")[0].split(" (")[0] for entry in state["timeline"]]
+    assert kinds[-4:] == ["email_delivered", "email_opened", "email_bounced", "consent_changed"]
+    assert "channel email, granted False" in state["timeline"][-1]["summary"]
+
+    # The provider redelivers the same notifications: duplicates, nothing applied.
+    again = await api.post_signed("pos", {"events": body["events"][:4]})
+    assert again.json()["duplicates"] == 4
+
+
+@pytest.mark.parametrize(
+    ("source", "secret", "age"),
+    [
+        ("pos", "not-the-secret", 0),  # wrong secret
+        ("pos", None, 600),  # a captured request replayed ten minutes later
+        ("pos", None, -600),  # a timestamp from the future
+        ("mailer", None, 0),  # a source with no webhook secret
+        ("nobody", None, 0),  # no such source
+    ],
+)
+async def test_bad_webhook_signatures_get_401_and_record_nothing(
+    api: Ingest, source: str, secret: str | None, age: float
+) -> None:
+    who = customer()
+    body = {"events": [notification(who, "opened")]}
+    kwargs: dict[str, Any] = {"at": time.time() - age}
+    if secret is not None:
+        kwargs["secret"] = secret
+    response = await api.post_signed(source, body, **kwargs)
+    assert response.status_code == 401
+    assert await api.receipts(who) == 0
+
+
+async def test_an_unsigned_webhook_gets_401(api: Ingest) -> None:
+    response = await api.http.post(
+        "/v1/webhooks/pos/email", json={"events": [notification(customer(), "opened")]}
+    )
+    assert response.status_code == 401
+    assert "missing Equator-Signature" in response.json()["detail"]
+
+
+async def test_the_journey_of_an_unknown_customer_is_404(api: Ingest) -> None:
+    response = await api.http.get(f"/v1/customers/{customer()}/journey")
+    assert response.status_code == 404
+    assert response.json()["title"] == "Not found"
+
+
+async def test_an_event_for_an_ended_journey_is_a_conflict(
+    api: Ingest, env: WorkflowEnvironment
+) -> None:
+    who = customer()
+    await api.post("/v1/events", raw_event(who))
+    await env.client.get_workflow_handle(journey_id(who)).terminate("erased")
+    response = await api.post("/v1/events", raw_event(who))
+    assert response.status_code == 409
+    assert "has ended" in response.json()["detail"]
+
+
+async def test_health_readiness_and_the_openapi_document(api: Ingest) -> None:
+    assert (await api.http.get("/healthz")).json() == {"status": "ok", "checks": {}}
+    ready = await api.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"temporal": "ok", "store": "ok"}
+
+    document = (await api.http.get("/openapi.json")).json()
+    paths = document["paths"]
+    assert {"/v1/events", "/v1/events:batch", "/v1/customers/{customer_id}/journey"} <= set(paths)
+    schemas = document["components"]["schemas"]
+    # Per-type property schemas, and the batch's items point at the event union.
+    assert schemas["PurchaseProperties"]["properties"]["amount"]
+    assert schemas["EventBatch"]["properties"]["events"]["items"] == {
+        "$ref": "#/components/schemas/CustomerEvent"
+    }
+    assert paths["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert paths["/v1/events"]["post"]["security"] == [{"HTTPBearer": []}]
