@@ -78,9 +78,21 @@ async def bench(
                 line = (await api.stdout.readline()).decode()
                 url = line.split(": ", 1)[1].strip().removesuffix("/docs")
                 await drive(url, key, events, customers, concurrency, batch_sizes)
+                print(f"peak RSS of the API process: {peak_rss(api.pid)}")
             finally:
                 api.terminate()
                 await api.wait()
+
+
+def peak_rss(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return f"{int(line.split()[1]) / 1024:.0f} MiB"
+    except OSError:
+        pass
+    return "n/a"
 
 
 async def drive(

@@ -45,7 +45,7 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Conflict:
-    """The event could not be delivered and resending it will not help."""
+    """Not delivered, and resending will not help: the customer's journey has ended."""
 
     reason: str
 

@@ -1,12 +1,15 @@
-"""Temporal goes down under the ingest API: 503 with Retry-After, never a 202, and
-nothing accepted is lost once it is back."""
+"""Temporal or the store goes down under the ingest API: 503 with Retry-After, never a
+202, and nothing accepted is lost once Temporal is back."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
+
 from starter.credentials import new_key
 from starter.temporal import connect
+from tests.conftest import POSTGRES_ADMIN_DSN, postgres_database
 from tests.ingest import ingest_api, raw_event, settings_for
 from tests.servers import dev_server, eventually, free_port
 from worker import running_worker
@@ -54,3 +57,25 @@ async def test_temporal_down_answers_503_and_loses_nothing(tmp_path: Path) -> No
                 )
             state = journey.json()["state"]
             assert (state["events_applied"], state["duplicates_ignored"]) == (3, 0)
+
+
+async def test_store_down_answers_503_and_acknowledges_nothing() -> None:
+    key = new_key()
+    async with dev_server() as env, postgres_database() as database:
+        settings = settings_for(env.client.service_client.config.target_host, database, key)
+        async with ingest_api(settings, key) as api:
+            assert (await api.post("/v1/events", raw_event("store-stan"))).status_code == 202
+
+            admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+            name = database.rsplit("/", 1)[1]
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await admin.close()
+
+            refused = await api.post("/v1/events", raw_event("store-stan"))
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "5"
+            assert "event store is unreachable" in refused.json()["detail"]
+            not_ready = await api.http.get("/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.json()["checks"]["store"].startswith("unreachable")
+            assert not_ready.json()["checks"]["temporal"] == "ok"
