@@ -22,7 +22,7 @@ from workflows.journey import CustomerJourney
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
     store = Store(settings.database_url)
-    await store.create_schema()
+    await store.migrate()
     ledger = LedgerActivities(store)
     engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
     worker = Worker(

@@ -15,8 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import JSON, BigInteger, Column, DateTime, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -139,6 +141,18 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+# An arbitrary key for Postgres's advisory lock: "equator" in ASCII, as an integer.
+_MIGRATION_LOCK = int.from_bytes(b"equator", "big")
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
 def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
     """Take SQLite's write lock when a transaction begins, not half-way through, so
     concurrent activities queue on the busy timeout instead of failing to upgrade."""
@@ -173,9 +187,14 @@ class Store:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
 
-    async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(SQLModel.metadata.create_all)
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (``activities/migrations``). Every
+        worker and API process calls this on start; on Postgres an advisory lock makes
+        concurrent starts take turns, on SQLite the write lock does."""
+        async with self._writer_turn, self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            await connection.run_sync(_upgrade_to_head)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -51,7 +51,7 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
     sock = _listening_socket(family, ingest_settings.host, ingest_settings.port)
     store = Store(settings.database_url)
     try:
-        await store.create_schema()
+        await store.migrate()
         client = await connect(settings, patience=ingest_settings.temporal_timeout)
         ingest = Ingest(
             client,

@@ -60,6 +60,6 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     store = Store(database_url)
-    await store.create_schema()
+    await store.migrate()
     yield store
     await store.close()
