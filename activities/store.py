@@ -80,6 +80,9 @@ class Customer(SQLModel, table=True):
     purchase_times: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     last_activity_at: datetime | None = _time(default=None)
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    consent: dict[str, bool] = Field(default_factory=dict, sa_column=Column(JSON))
+    timezone: str | None = Field(default=None, max_length=64)
+    home_store: str | None = Field(default=None, max_length=128)
 
 
 class LedgerEvent(SQLModel, table=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,15 +13,19 @@ from temporalio.testing import WorkflowEnvironment
 from activities.store import Engagement, LedgerEvent, Store
 from tests.journeys import Journeys, days, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
+from workflows.contact import ContactPolicy
 from workflows.state import JourneyView, LinePosition
 
 # Silence after 30 days without a known cadence; each step waits 5 days for a response.
+# No quiet hours: these scenarios must not depend on the hour they run at (the contact
+# policy has its own, in test_contact_scenarios.py).
 CONFIG = JourneyConfig(
     silence_min=days(10),
     silence_default=days(30),
     silence_max=days(90),
     response_window=days(5),
     dormant_cadence=days(60),
+    contact=ContactPolicy(quiet_start=time(0), quiet_end=time(0)),
 )
 
 

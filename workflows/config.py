@@ -7,10 +7,12 @@ it from ``EQUATOR_JOURNEY__*`` environment variables (see ``starter/settings.py`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workflows.contact import ContactPolicy
 
 
 class JourneyConfig(BaseModel):
@@ -39,6 +41,9 @@ class JourneyConfig(BaseModel):
     # suggested it yet (it does at 4,096 history events); far below 10,000 signals a run.
     max_events_per_run: int = Field(default=1_000, ge=1, le=5_000)
 
+    # Consent, frequency caps and quiet hours, for every engagement (workflows/contact.py).
+    contact: ContactPolicy = ContactPolicy()
+
     @model_validator(mode="after")
     def _bounds_ordered(self) -> JourneyConfig:
         if not self.silence_min <= self.silence_default <= self.silence_max:
@@ -57,4 +62,8 @@ class JourneyConfig(BaseModel):
             silence_max=timedelta(seconds=60),
             response_window=timedelta(seconds=10),
             dormant_cadence=timedelta(seconds=90),
+            # Whatever the hour the demo runs at, no quiet hours; the cap in seconds too.
+            contact=ContactPolicy(
+                quiet_start=time(0), quiet_end=time(0), cap_window=timedelta(seconds=30)
+            ),
         )

@@ -49,6 +49,7 @@ class EventType(StrEnum):
     DELIVERY_LATE = "delivery_late"
     FEEDBACK = "feedback"
     CONSENT_CHANGED = "consent_changed"
+    PROFILE_UPDATED = "profile_updated"
 
 
 class Properties(BaseModel):
@@ -120,6 +121,16 @@ class FeedbackProperties(Properties):
 class ConsentChangedProperties(Properties):
     channel: Label
     granted: bool
+
+
+class ProfileUpdatedProperties(Properties):
+    """What a CRM or the app knows about the customer, beyond their purchases."""
+
+    # An IANA zone name such as "Europe/Paris"; quiet hours are kept in it.
+    timezone: (
+        Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")] | None
+    ) = None
+    home_store: Identifier | None = None
 
 
 class _Envelope(BaseModel):
@@ -216,6 +227,11 @@ class ConsentChangedEvent(_Envelope):
     properties: ConsentChangedProperties
 
 
+class ProfileUpdatedEvent(_Envelope):
+    type: Literal[EventType.PROFILE_UPDATED]
+    properties: ProfileUpdatedProperties
+
+
 CustomerEvent = Annotated[
     PurchaseEvent
     | ReturnEvent
@@ -231,7 +247,8 @@ CustomerEvent = Annotated[
     | CsContactEvent
     | DeliveryLateEvent
     | FeedbackEvent
-    | ConsentChangedEvent,
+    | ConsentChangedEvent
+    | ProfileUpdatedEvent,
     Field(discriminator="type"),
 ]
 

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
 EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
+CONTACT_POLICY_PATCH = "contact-policy"
 
 # The store may be down for a while: keep trying, never drop the batch.
 LEDGER_RETRY = RetryPolicy(
@@ -183,8 +184,15 @@ class CustomerJourney:
         rules.flatline_if_silent(state, config, workflow.now())
         run = state.ladder
         step = rules.step_due(state, config, workflow.now())
-        if run is not None and step is not None:
-            await self._send(run, step)
+        if run is None or step is None:
+            return
+        # Journeys that began before the contact policy existed keep sending as they did.
+        if workflow.patched(CONTACT_POLICY_PATCH):
+            channel = rules.contact_channel(state, config, run, step, workflow.now())
+            if channel is None:
+                return
+            step = step.model_copy(update={"channel": channel})
+        await self._send(run, step)
 
     async def _send(self, run: LadderRun, step: LadderStep) -> None:
         info = workflow.info()

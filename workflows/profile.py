@@ -20,6 +20,7 @@ CUSTOMER_INITIATED = frozenset(EventType) - {
     EventType.EMAIL_BOUNCED,
     EventType.DELIVERY_LATE,
     EventType.CONSENT_CHANGED,
+    EventType.PROFILE_UPDATED,
 }
 
 
@@ -30,6 +31,10 @@ class Profile(BaseModel):
     purchase_times: list[datetime] = Field(default_factory=list)
     last_activity_at: datetime | None = None
     categories: list[str] = Field(default_factory=list)
+    # Channel -> granted, as the customer last said; unset channels follow the policy.
+    consent: dict[str, bool] = Field(default_factory=dict)
+    timezone: str | None = None
+    home_store: str | None = None
 
 
 def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> None:
@@ -50,6 +55,12 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
         case EventType.OFFER_REDEEMED:
             profile.lifetime_value += event.properties.amount or Decimal(0)
             _add_category(profile, event.properties.category)
+        case EventType.CONSENT_CHANGED:
+            profile.consent[event.properties.channel] = event.properties.granted
+        case EventType.PROFILE_UPDATED:
+            update = event.properties.model_dump(exclude_none=True)
+            profile.timezone = update.get("timezone", profile.timezone)
+            profile.home_store = update.get("home_store", profile.home_store)
         case _:
             pass
     if event.type in CUSTOMER_INITIATED and (

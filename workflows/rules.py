@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from workflows import contact
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
@@ -44,6 +45,7 @@ EVENT_RULES: dict[EventType, EventRule] = {
     EventType.DELIVERY_LATE: EventRule(-1, Cause.DELIVERY_LATE),
     EventType.FEEDBACK: EventRule(0),
     EventType.CONSENT_CHANGED: EventRule(0),
+    EventType.PROFILE_UPDATED: EventRule(0),
 }
 
 
@@ -250,6 +252,8 @@ def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> Ladde
         note(state, config, now, "no_response", f"no response to step {run.step + 1}")
         run.step += 1
         run.response_deadline = None
+    if run.deferred_until is not None and now < run.deferred_until:
+        return None
     steps = ladder_of(run).steps
     if run.step >= len(steps):
         _retire(state, config, now, f"{run.cause.value} ladder exhausted")
@@ -267,9 +271,43 @@ def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> Ladde
     return step
 
 
+def contact_channel(
+    state: JourneyState, config: JourneyConfig, run: LadderRun, step: LadderStep, now: datetime
+) -> str | None:
+    """The channel to send the due step on now (perhaps a fallback), or None: the contact
+    policy holds it back until a time, or skips it (no consented channel; no cost)."""
+    decision = contact.decide(
+        state.profile, config.contact, step.channel, state.marketing_touches, now
+    )
+    match decision:
+        case contact.Defer(until=until, reason=reason):
+            if run.deferred_until != until:
+                note(
+                    state,
+                    config,
+                    now,
+                    "step_deferred",
+                    f"step {run.step + 1} of {run.cause.value} ladder waits until "
+                    f"{until:%Y-%m-%d %H:%M} UTC: {reason}",
+                )
+            run.deferred_until = until
+        case contact.Skip(reason=reason):
+            note(state, config, now, "step_skipped", f"{step_summary(run, step)} skipped: {reason}")
+            run.step += 1
+            run.deferred_until = None
+        case contact.Send(channel=channel):
+            run.deferred_until = None
+            return channel
+    return None
+
+
 def step_sent(
     state: JourneyState, config: JourneyConfig, run: LadderRun, step: LadderStep, now: datetime
 ) -> None:
+    """``step`` as sent: its channel is the one the contact policy chose."""
+    if step.channel not in config.contact.service_channels:
+        touches = contact.recent_touches(state.marketing_touches, config.contact, now)
+        state.marketing_touches = [*touches, now]
     run.spent += step.cost
     state.remediation_spend += step.cost
     run.response_deadline = now + (step.response_window or config.response_window)
@@ -311,7 +349,8 @@ def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
     run = state.ladder
     if run is not None:
         if run.response_deadline is None:
-            return run.started_at, f"send step {run.step + 1} of {run.cause.value} ladder"
+            at = run.deferred_until or run.started_at
+            return at, f"send step {run.step + 1} of {run.cause.value} ladder"
         return run.response_deadline, f"close step {run.step + 1} response window"
     if state.dormant:
         return state.silence_deadline, "dormant check-in"

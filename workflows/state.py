@@ -38,6 +38,8 @@ class LadderRun(BaseModel):
     spent: Decimal = Decimal(0)
     # Set once the current step's engagement has gone out; the window then runs.
     response_deadline: datetime | None = None
+    # Set while the contact policy holds the current step back (cap, quiet hours).
+    deferred_until: datetime | None = None
 
 
 class JourneyState(BaseModel):
@@ -53,6 +55,8 @@ class JourneyState(BaseModel):
     events_applied: int = 0
     events_rejected: int = 0
     duplicates_ignored: int = 0
+    # Marketing engagements sent within the contact policy's cap window.
+    marketing_touches: list[datetime] = Field(default_factory=list)
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import time
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -21,12 +22,15 @@ from temporalio.client import WorkflowHistory
 from tests.journeys import days, event, journeys, now, sleep_until
 from tests.servers import time_skipping_server
 from workflows.config import JourneyConfig
+from workflows.contact import ContactPolicy
 
 HERE = Path(__file__).parent
 
 
 async def play() -> WorkflowHistory:
-    config = JourneyConfig(max_events_per_run=50)
+    # No quiet hours: the recording must not depend on the hour it is made at.
+    never_quiet = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
+    config = JourneyConfig(max_events_per_run=50, contact=never_quiet)
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/e.db"
         async with time_skipping_server() as env, journeys(env.client, db_url, config) as world:

@@ -1,0 +1,121 @@
+"""The contact policy in running journeys, on the time-skipping server (both databases)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.store import Engagement, Store
+from tests.journeys import days, event, journeys, now, sleep_until
+from workflows.config import JourneyConfig
+from workflows.contact import ContactPolicy
+
+NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
+
+
+def config(contact: ContactPolicy = NEVER_QUIET, response_window: float = 5) -> JourneyConfig:
+    return JourneyConfig(
+        silence_min=days(10),
+        silence_default=days(30),
+        silence_max=days(90),
+        response_window=days(response_window),
+        contact=contact,
+    )
+
+
+async def sent(db_url: str, customer_id: str) -> list[Engagement]:
+    store = Store(db_url)
+    try:
+        async with store.transaction() as session:
+            rows = await session.exec(
+                select(Engagement).where(Engagement.customer_id == customer_id)
+            )
+            return sorted(rows.all(), key=lambda e: e.sent_at)
+    finally:
+        await store.close()
+
+
+async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
+    time_skipping_env: WorkflowEnvironment, database_url: str
+) -> None:
+    env = time_skipping_env
+    async with journeys(env.client, database_url, config()) as world:
+        start = await now(env)
+        await world.send(event("cora", "purchase", start, amount=300))
+        await sleep_until(env, start + days(31))  # step 1, "we miss you" by email
+        withdrawn = await now(env)
+        await world.send(
+            event("cora", "consent_changed", withdrawn, channel="email", granted=False)
+        )
+        await sleep_until(env, start + days(36))  # step 2, an email step: by push instead
+        withdrawn = await now(env)
+        await world.send(event("cora", "consent_changed", withdrawn, channel="push", granted=False))
+        await sleep_until(env, start + days(42))  # steps 3 (push) and 4 (sms): nowhere to go
+        view = await world.view("cora")
+
+    assert [(e.step_name, e.channel) for e in await sent(database_url, "cora")] == [
+        ("we miss you", "email"),
+        ("10% offer", "push"),
+    ]
+    skipped = [e.summary for e in view.state.timeline if e.kind == "step_skipped"]
+    assert len(skipped) == 2
+    assert "free shipping by push" in skipped[0]
+    assert "no consent for push or its fallbacks" in skipped[0]
+    assert view.state.profile.consent == {"email": False, "push": False}
+    assert view.state.dormant  # an exhausted ladder, as always
+
+
+async def test_a_frequency_cap_defers_a_touch(
+    time_skipping_env: WorkflowEnvironment, database_url: str
+) -> None:
+    env = time_skipping_env
+    capped = NEVER_QUIET.model_copy(update={"marketing_cap": 1})
+    async with journeys(env.client, database_url, config(capped, response_window=2)) as world:
+        start = await now(env)
+        await world.send(event("fran", "purchase", start, amount=300))
+        await sleep_until(env, start + days(33))  # step 2 due at day 32: held back
+        held = await world.view("fran")
+        await sleep_until(env, start + days(38))
+        view = await world.view("fran")
+
+    assert held.state.ladder is not None
+    assert held.state.ladder.deferred_until is not None
+    assert held.next_action == "send step 2 of silence ladder"
+    deferred = [e.summary for e in view.state.timeline if e.kind == "step_deferred"]
+    assert len(deferred) == 1
+    assert "frequency cap: 1 per 7 days" in deferred[0]
+    steps = [e.at - start for e in view.state.timeline if e.kind == "step_sent"]
+    assert [round(gap / days(1)) for gap in steps] == [30, 37]  # 7 days apart, not 2
+
+
+async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
+    time_skipping_env: WorkflowEnvironment, database_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    flatline = start + days(30)
+    tokyo = "Asia/Tokyo"
+    # Quiet hours from an hour before the flatline (Tokyo time) to two hours after it.
+    local = flatline.astimezone(ZoneInfo(tokyo))
+    quiet = NEVER_QUIET.model_copy(
+        update={
+            "quiet_start": (local - timedelta(hours=1)).time().replace(microsecond=0),
+            "quiet_end": (local + timedelta(hours=2)).time().replace(second=0, microsecond=0),
+        }
+    )
+    async with journeys(env.client, database_url, config(quiet)) as world:
+        await world.send(event("tomo", "purchase", start, amount=300))
+        await world.send(event("tomo", "profile_updated", start, timezone=tokyo))
+        await sleep_until(env, flatline + timedelta(hours=3))
+        view = await world.view("tomo")
+
+    [deferred] = [e for e in view.state.timeline if e.kind == "step_deferred"]
+    assert f"quiet hours until {quiet.quiet_end:%H:%M} {tokyo}" in deferred.summary
+    [step] = [e for e in view.state.timeline if e.kind == "step_sent"]
+    opened = datetime.combine(local.date(), quiet.quiet_end, tzinfo=ZoneInfo(tokyo))
+    if opened < local:
+        opened += timedelta(days=1)
+    assert abs(step.at - opened) < timedelta(minutes=1)
