@@ -65,6 +65,24 @@ async def test_a_retried_batch_is_fresh_and_a_redelivery_is_not(store: Store) ->
     assert customer.lifetime_value == Decimal(10)
 
 
+async def test_consent_and_timezone_reach_the_single_customer_view(store: Store) -> None:
+    ledger = LedgerActivities(store)
+    events = [
+        event("c6", "consent_changed", T0, "k1", channel="email", granted=False),
+        event("c6", "consent_changed", T0, "k2", channel="sms", granted=True),
+        event("c6", "profile_updated", T0, "k3", timezone="Europe/Paris", home_store="s-12"),
+    ]
+    await ledger.record_events(
+        RecordEventsRequest(customer_id="c6", application_id="a1", events=events)
+    )
+    async with store.transaction() as session:
+        customer = await session.get(Customer, "c6")
+    assert customer is not None
+    assert customer.consent == {"email": False, "sms": True}
+    assert (customer.timezone, customer.home_store) == ("Europe/Paris", "s-12")
+    assert customer.last_activity_at is None  # none of these is the customer's own doing
+
+
 async def test_event_ids_are_unique_per_customer_not_globally(store: Store) -> None:
     ledger = LedgerActivities(store)
     for customer in ("c4", "c5"):
