@@ -268,3 +268,29 @@ async def test_out_of_order_events_keep_the_cadence_in_order(
     last = view.state.profile.last_activity_at
     assert last is not None
     assert view.state.silence_deadline == last + days(21)
+
+
+async def test_cohorts_follow_the_customer_and_show_in_the_timeline(
+    time_skipping_env: WorkflowEnvironment, world: Journeys
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("coco", "purchase", start, amount=80))
+    await sleep_until(env, start + days(5))
+    await world.send(event("coco", "purchase", await now(env), amount=120))
+    await sleep_until(env, start + days(6))
+    await world.send(event("coco", "purchase", await now(env), amount=900))
+    await sleep_until(env, start + days(7))
+    assert (await world.view("coco")).state.cohort == "vip"
+    # Half a year without a purchase: lapsed (seen when the journey next wakes).
+    await sleep_until(env, start + days(6 + 181 + 60))
+    view = await world.view("coco")
+
+    changes = [e.summary for e in view.state.timeline if e.kind == "cohort_changed"]
+    assert changes == [
+        "cohort none → new",
+        "cohort new → repeat",
+        "cohort repeat → vip",
+        "cohort vip → lapsed",
+    ]
+    assert view.state.cohort == "lapsed"

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
 
 
@@ -43,6 +44,8 @@ class JourneyConfig(BaseModel):
 
     # Consent, frequency caps and quiet hours, for every engagement (workflows/contact.py).
     contact: ContactPolicy = ContactPolicy()
+    # Recency, frequency and value thresholds of the cohorts (workflows/cohorts.py).
+    cohorts: CohortRules = CohortRules()
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> JourneyConfig:
@@ -66,4 +69,5 @@ class JourneyConfig(BaseModel):
             contact=ContactPolicy(
                 quiet_start=time(0), quiet_end=time(0), cap_window=timedelta(seconds=30)
             ),
+            cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
         )

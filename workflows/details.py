@@ -12,7 +12,8 @@ def current_details(view: JourneyView) -> str:
         f"**{state.customer_id}** is **{state.line_position.value}** the line"
         + (" (dormant)" if state.dormant else ""),
         f"- lifetime value {money(state.profile.lifetime_value)}, "
-        f"{state.profile.order_count} orders",
+        f"{state.profile.order_count} orders"
+        + (f", cohort **{state.cohort.value}**" if state.cohort else ""),
     ]
     run = state.ladder
     if run is not None:

@@ -181,6 +181,7 @@ class CustomerJourney:
 
     async def _advance(self) -> None:
         state, config = self._state, self._config
+        rules.update_cohort(state, config, workflow.now())
         rules.flatline_if_silent(state, config, workflow.now())
         run = state.ladder
         step = rules.step_due(state, config, workflow.now())

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from workflows import contact
+from workflows.cohorts import cohort_of
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
@@ -223,6 +224,16 @@ def _win(
         f"cost {money(run.spent)}",
         event_id=event.event_id,
     )
+
+
+def update_cohort(state: JourneyState, config: JourneyConfig, now: datetime) -> None:
+    """Re-evaluate the cohort (value and orders change with events, recency with time);
+    a change is a moment in the customer's story, so it goes in the timeline."""
+    cohort = cohort_of(state.profile, config.cohorts, now)
+    if cohort != state.cohort:
+        was = state.cohort.value if state.cohort else "none"
+        note(state, config, now, "cohort_changed", f"cohort {was} → {cohort or 'none'}")
+        state.cohort = cohort
 
 
 def flatline_if_silent(state: JourneyState, config: JourneyConfig, now: datetime) -> bool:

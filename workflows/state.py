@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
 from workflows.ladders import Cause
 from workflows.profile import Profile
@@ -45,6 +46,7 @@ class LadderRun(BaseModel):
 class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
+    cohort: Cohort | None = None
     dormant: bool = False
     profile: Profile = Field(default_factory=Profile)
     silence_deadline: datetime | None = None
