@@ -1,9 +1,10 @@
 """A small synthetic population, fed through the ingest API to real journeys with
 windows of seconds.
 
-Steady buyers keep buying; the others act out one story each, so that within a minute
-the Temporal UI shows a silence ladder climbing, a return and a complaint being made
-good, a customer won back at step 2, and one going dormant.
+Steady buyers keep buying (and grow from new to repeat to loyal); the others act out
+one story each, so that within a minute the Temporal UI shows a silence ladder climbing,
+a return and a complaint being made good, a VIP handled by a person first, a customer
+won back at step 2, and one going dormant and then lapsed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ STORIES: tuple[Beat, ...] = (
     Beat(2, "complaining-carl", "purchase", {"amount": 300, "category": "outerwear"}),
     Beat(6, "complaining-carl", "complaint", {"reason": "damaged", "severity": "high"}),
     Beat(30, "complaining-carl", "feedback", {"rating": 5}),
+    # A VIP (three big orders) returns one: a service ticket opens before any marketing;
+    # her five-star feedback wins the ladder and earns her a thank-you.
+    Beat(1, "vip-vera", "purchase", {"amount": 450, "category": "coats"}),
+    Beat(3, "vip-vera", "purchase", {"amount": 480, "category": "boots"}),
+    Beat(5, "vip-vera", "purchase", {"amount": 420, "category": "dresses"}),
+    Beat(9, "vip-vera", "return", {"amount": 280, "reason": "fit"}),
+    Beat(26, "vip-vera", "feedback", {"rating": 5}),
     # Falls silent, then opens the 10% offer at step 2: won back.
     Beat(3, "quiet-quinn", "purchase", {"amount": 35, "category": "accessories"}),
     Beat(37, "quiet-quinn", "email_opened", {}),

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.store import Engagement, Store
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from worker import running_worker
@@ -72,6 +74,19 @@ async def journeys(
             yield world
         finally:
             await world.end_all()
+
+
+async def engagements(db_url: str, customer_id: str) -> list[Engagement]:
+    """What the store says was sent to the customer, oldest first."""
+    store = Store(db_url)
+    try:
+        async with store.transaction() as session:
+            rows = await session.exec(
+                select(Engagement).where(Engagement.customer_id == customer_id)
+            )
+            return sorted(rows.all(), key=lambda e: e.sent_at)
+    finally:
+        await store.close()
 
 
 async def now(env: WorkflowEnvironment) -> datetime:

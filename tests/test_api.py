@@ -75,7 +75,8 @@ async def test_an_event_is_accepted_and_applied_with_its_source(api: Ingest) -> 
     state = await state_once(api, who, 1)
     assert state["line_position"] == "above"
     assert state["profile"]["lifetime_value"] == "19.99"
-    assert state["timeline"][-1]["summary"].endswith("(from pos)")
+    [applied] = [entry for entry in state["timeline"] if entry["kind"] == "event"]
+    assert applied["summary"].endswith("(from pos)")
     [row] = await api.ledger(who)
     assert (row.event_id, row.source) == (event["event_id"], "pos")
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import Engagement, Store
-from tests.journeys import days, event, journeys, now, sleep_until
+from tests.journeys import days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 
@@ -24,18 +22,6 @@ def config(contact: ContactPolicy = NEVER_QUIET, response_window: float = 5) -> 
         response_window=days(response_window),
         contact=contact,
     )
-
-
-async def sent(db_url: str, customer_id: str) -> list[Engagement]:
-    store = Store(db_url)
-    try:
-        async with store.transaction() as session:
-            rows = await session.exec(
-                select(Engagement).where(Engagement.customer_id == customer_id)
-            )
-            return sorted(rows.all(), key=lambda e: e.sent_at)
-    finally:
-        await store.close()
 
 
 async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
@@ -56,7 +42,7 @@ async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
         await sleep_until(env, start + days(42))  # steps 3 (push) and 4 (sms): nowhere to go
         view = await world.view("cora")
 
-    assert [(e.step_name, e.channel) for e in await sent(database_url, "cora")] == [
+    assert [(e.step_name, e.channel) for e in await engagements(database_url, "cora")] == [
         ("we miss you", "email"),
         ("10% offer", "push"),
     ]

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import Engagement, LedgerEvent, Store
-from tests.journeys import Journeys, days, event, journeys, now, sleep_until
+from activities.store import LedgerEvent, Store
+from tests.journeys import Journeys, days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 from workflows.state import JourneyView, LinePosition
@@ -38,18 +38,6 @@ def db_url(database_url: str) -> str:
 async def world(time_skipping_env: WorkflowEnvironment, db_url: str) -> AsyncIterator[Journeys]:
     async with journeys(time_skipping_env.client, db_url, CONFIG) as j:
         yield j
-
-
-async def engagements(db_url: str, customer_id: str) -> list[Engagement]:
-    store = Store(db_url)
-    try:
-        async with store.transaction() as session:
-            rows = await session.exec(
-                select(Engagement).where(Engagement.customer_id == customer_id)
-            )
-            return sorted(rows.all(), key=lambda e: e.sent_at)
-    finally:
-        await store.close()
 
 
 def kinds(view: JourneyView) -> list[str]:
@@ -294,3 +282,49 @@ async def test_cohorts_follow_the_customer_and_show_in_the_timeline(
         "cohort vip → lapsed",
     ]
     assert view.state.cohort == "lapsed"
+
+
+async def test_a_vip_who_returns_gets_a_service_ticket_before_any_marketing(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    for n, customer in enumerate(("vera", "rory")):  # vera spends like a VIP, rory not
+        await world.send(event(customer, "purchase", start, f"{customer}-1", amount=700 - n * 600))
+        await world.send(event(customer, "purchase", start, f"{customer}-2", amount=600 - n * 500))
+    await sleep_until(env, start + days(1))
+    assert (await world.view("vera")).state.cohort == "vip"
+    for customer in ("vera", "rory"):
+        await world.send(event(customer, "return", await now(env), amount=100))
+    await sleep_until(env, start + days(7))
+
+    vera = [(e.step_name, e.channel) for e in await engagements(db_url, "vera")]
+    assert vera == [("VIP care ticket", "ticket"), ("how did we do", "email")]
+    rory = [(e.step_name, e.channel) for e in await engagements(db_url, "rory")]
+    assert rory == [("how did we do", "email"), ("exchange credit", "email")]
+    started = [
+        e.summary for e in (await world.view("vera")).state.timeline if e.kind == "ladder_started"
+    ]
+    assert started[-1].endswith("VIP care: a service ticket before any marketing")
+
+
+async def test_a_vip_is_thanked_for_feedback(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("vic", "purchase", start, amount=1500))
+    await sleep_until(env, start + days(1))
+    await world.send(event("vic", "feedback", await now(env), "fb-1", rating=5))
+    await sleep_until(env, start + days(2))
+
+    [thanks] = await engagements(db_url, "vic")
+    assert (thanks.step_name, thanks.channel, thanks.cause) == (
+        "thank-you note",
+        "email",
+        "vip_care",
+    )
+    view = await world.view("vic")
+    [thanked] = [e for e in view.state.timeline if e.kind == "thanked"]
+    assert thanked.event_id == "fb-1"
+    assert view.state.thanks_due is None

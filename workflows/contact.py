@@ -32,6 +32,8 @@ class ContactPolicy(BaseModel):
     fallbacks: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(_FALLBACKS))
     # Service (customer-service contact) is never capped; marketing is.
     service_channels: frozenset[str] = frozenset({"service"})
+    # Work for staff, not messages to the customer (a service ticket): always at once.
+    internal_channels: frozenset[str] = frozenset({"ticket"})
     marketing_cap: int = Field(default=3, ge=1)
     cap_window: timedelta = timedelta(days=7)
     # No engagement between these local times (the window may cross midnight; equal
@@ -69,6 +71,8 @@ def decide(
     now: datetime,
 ) -> Decision:
     """What to do with an engagement meant for ``channel`` at ``now``."""
+    if channel in policy.internal_channels:
+        return Send(channel)
     reachable = reachable_channel(profile, policy, channel)
     if reachable is None:
         return Skip(f"no consent for {channel} or its fallbacks")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.rules import ladder_of, money
+from workflows.rules import money, steps_of
 from workflows.state import JourneyView
 
 
@@ -19,7 +19,7 @@ def current_details(view: JourneyView) -> str:
     if run is not None:
         lines.append(
             f"- climbing the **{run.cause.value}** ladder: step {run.step + 1} of "
-            f"{len(ladder_of(run).steps)}, spent {money(run.spent)} of {money(run.ceiling)}"
+            f"{len(steps_of(run))}, spent {money(run.spent)} of {money(run.ceiling)}"
         )
     why = next((entry for entry in reversed(state.timeline) if entry.kind != "event"), None)
     if why is not None:

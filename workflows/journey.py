@@ -31,12 +31,13 @@ with workflow.unsafe.imports_passed_through():
         RecordEventsResult,
     )
     from workflows.events import CustomerEvent, describe_errors, parse_event
-    from workflows.ladders import LadderStep
+    from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
     from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
 
 EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
 CONTACT_POLICY_PATCH = "contact-policy"
+VIP_CARE_PATCH = "vip-care"
 
 # The store may be down for a while: keep trying, never drop the batch.
 LEDGER_RETRY = RetryPolicy(
@@ -66,9 +67,12 @@ class CustomerJourney:
         self._state = input.state or JourneyState(customer_id=input.customer_id)
         self._inbox: deque[Any] = deque(input.pending)
         self._received_this_run = 0
+        self._vip_care = False
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
+        # Journeys that began before VIP care existed keep climbing as they did.
+        self._vip_care = workflow.patched(VIP_CARE_PATCH)
         state = self._state
         if state.silence_deadline is None:
             state.silence_deadline = rules.silence_deadline(state, workflow.now(), self._config)
@@ -151,7 +155,7 @@ class CustomerJourney:
         now = workflow.now()
         for event_id, event in candidates.items():
             if event_id in fresh:
-                rules.apply_event(state, config, event, now)
+                rules.apply_event(state, config, event, now, self._vip_care)
             else:
                 rules.remember(state, config, event_id)
                 rules.ignore_duplicate(state, config, now, event_id)
@@ -182,7 +186,9 @@ class CustomerJourney:
     async def _advance(self) -> None:
         state, config = self._state, self._config
         rules.update_cohort(state, config, workflow.now())
-        rules.flatline_if_silent(state, config, workflow.now())
+        if state.thanks_due is not None:
+            await self._thank(state.thanks_due)
+        rules.flatline_if_silent(state, config, workflow.now(), self._vip_care)
         run = state.ladder
         step = rules.step_due(state, config, workflow.now())
         if run is None or step is None:
@@ -196,14 +202,39 @@ class CustomerJourney:
         await self._send(run, step)
 
     async def _send(self, run: LadderRun, step: LadderStep) -> None:
+        summary = rules.step_summary(run, step)
+        failure = await self._engage(run.cause, run.run_id, run.step + 1, step, summary)
+        if failure is not None:
+            rules.step_failed(self._state, self._config, run, step, workflow.now(), failure)
+        else:
+            rules.step_sent(self._state, self._config, run, step, workflow.now())
+
+    async def _thank(self, feedback_event_id: str) -> None:
+        state, config = self._state, self._config
+        channel = rules.thank_you_channel(state, config, workflow.now())
+        if channel is None:
+            return
+        step = VIP_THANK_YOU.model_copy(update={"channel": channel})
+        summary = f"VIP care: {step.name} by {channel} for feedback {feedback_event_id}"
+        failure = await self._engage(
+            Cause.VIP_CARE, f"thanks-{feedback_event_id}", 1, step, summary
+        )
+        rules.thanked(
+            state, config, workflow.now(), summary + (f" failed: {failure}" if failure else "")
+        )
+
+    async def _engage(
+        self, cause: Cause, run_id: str, step_number: int, step: LadderStep, summary: str
+    ) -> str | None:
+        """Send one engagement, at most once (the key); returns why it failed, if it did."""
         info = workflow.info()
         request = EngagementRequest(
             idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/"
-            f"{run.run_id}/step-{run.step + 1}",
+            f"{run_id}/step-{step_number}",
             customer_id=self._state.customer_id,
-            cause=run.cause,
-            ladder_run_id=run.run_id,
-            step=run.step + 1,
+            cause=cause,
+            ladder_run_id=run_id,
+            step=step_number,
             step_name=step.name,
             channel=step.channel,
             cost=step.cost,
@@ -216,13 +247,11 @@ class CustomerJourney:
                 result_type=EngagementResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=ENGAGEMENT_RETRY,
-                summary=rules.step_summary(run, step),
+                summary=summary,
             )
         except ActivityError as err:
-            reason = str(err.cause) if err.cause else str(err)
-            rules.step_failed(self._state, self._config, run, step, workflow.now(), reason)
-            return
-        rules.step_sent(self._state, self._config, run, step, workflow.now())
+            return str(err.cause) if err.cause else str(err)
+        return None
 
     def _continue_as_new_due(self) -> bool:
         return (

@@ -24,6 +24,8 @@ class Cause(StrEnum):
     DELIVERY_LATE = "delivery_late"
     # The check-in a dormant customer gets once per dormant cadence.
     DORMANT = "dormant"
+    # A VIP's priority handling (the service ticket, the thank-you); not a ladder.
+    VIP_CARE = "vip_care"
 
 
 class LadderStep(BaseModel):
@@ -138,3 +140,10 @@ LADDERS: dict[Cause, Ladder] = {
         ),
     )
 }
+
+
+# A VIP who pivots (a flatline, a return, a complaint, a late delivery) is handled by a
+# person first: this step opens a customer-service ticket before any marketing touch.
+VIP_CARE_TICKET = LadderStep(name="VIP care ticket", channel="ticket", cost=Decimal("5.00"))
+# And a VIP who gives feedback is thanked for it.
+VIP_THANK_YOU = LadderStep(name="thank-you note", channel="email", cost=Decimal("0.05"))

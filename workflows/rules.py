@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from workflows import contact
-from workflows.cohorts import cohort_of
+from workflows.cohorts import Cohort, cohort_of
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
-from workflows.ladders import LADDERS, Cause, Ladder, LadderStep
+from workflows.ladders import LADDERS, VIP_CARE_TICKET, VIP_THANK_YOU, Cause, Ladder, LadderStep
 from workflows.profile import CUSTOMER_INITIATED, update_profile
 from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry
 
@@ -148,15 +148,30 @@ def ladder_of(run: LadderRun) -> Ladder:
     return LADDERS[run.cause]
 
 
+def steps_of(run: LadderRun) -> tuple[LadderStep, ...]:
+    """The run's steps: its ladder's, after a service ticket when the run is VIP care."""
+    steps = ladder_of(run).steps
+    return (VIP_CARE_TICKET, *steps) if run.vip_care else steps
+
+
 def start_ladder(
-    state: JourneyState, config: JourneyConfig, cause: Cause, now: datetime, why: str
+    state: JourneyState,
+    config: JourneyConfig,
+    cause: Cause,
+    now: datetime,
+    why: str,
+    vip_care: bool = False,
 ) -> None:
+    """``vip_care``: whether this journey gives VIPs priority handling (journeys that
+    began before it existed do not)."""
     state.ladder_runs += 1
+    care = vip_care and state.cohort == Cohort.VIP and cause != Cause.DORMANT
     state.ladder = LadderRun(
         run_id=f"{cause.value}-{state.ladder_runs}",
         cause=cause,
         started_at=now,
         ceiling=cost_ceiling(state.profile.lifetime_value, config),
+        vip_care=care,
     )
     state.line_position = LinePosition.BELOW
     note(
@@ -164,12 +179,17 @@ def start_ladder(
         config,
         now,
         "ladder_started",
-        f"{cause.value} ladder started ({why}); budget {money(state.ladder.ceiling)}",
+        f"{cause.value} ladder started ({why}); budget {money(state.ladder.ceiling)}"
+        + ("; VIP care: a service ticket before any marketing" if care else ""),
     )
 
 
 def apply_event(
-    state: JourneyState, config: JourneyConfig, event: CustomerEvent, now: datetime
+    state: JourneyState,
+    config: JourneyConfig,
+    event: CustomerEvent,
+    now: datetime,
+    vip_care: bool = False,
 ) -> None:
     """Apply one fresh event: profile, silence clock, line position, ladders."""
     rule = EVENT_RULES[event.type]
@@ -197,10 +217,13 @@ def apply_event(
                 "ladder_superseded",
                 f"{run.cause.value} ladder gives way to {rule.cause.value}",
             )
-        start_ladder(state, config, rule.cause, now, f"{event.type.value} {event.event_id}")
+        why = f"{event.type.value} {event.event_id}"
+        start_ladder(state, config, rule.cause, now, why, vip_care)
     elif run is None:
         _move_line(state, direction)
 
+    if vip_care and event.type == EventType.FEEDBACK and state.cohort == Cohort.VIP:
+        state.thanks_due = event.event_id
     if state.ladder is None:
         state.silence_deadline = silence_deadline(state, now, config)
 
@@ -236,7 +259,9 @@ def update_cohort(state: JourneyState, config: JourneyConfig, now: datetime) -> 
         state.cohort = cohort
 
 
-def flatline_if_silent(state: JourneyState, config: JourneyConfig, now: datetime) -> bool:
+def flatline_if_silent(
+    state: JourneyState, config: JourneyConfig, now: datetime, vip_care: bool = False
+) -> bool:
     """Start the silence ladder (or the dormant check-in) once the silence is long enough."""
     deadline = state.silence_deadline
     if state.ladder is not None or deadline is None or now < deadline:
@@ -247,7 +272,8 @@ def flatline_if_silent(state: JourneyState, config: JourneyConfig, now: datetime
         last = state.profile.last_activity_at
         since = f"{last:%Y-%m-%d %H:%M:%S}" if last else "the start"
         window = silence_window(state.profile.purchase_times, config)
-        start_ladder(state, config, Cause.SILENCE, now, f"silent since {since}, window {window}")
+        why = f"silent since {since}, window {window}"
+        start_ladder(state, config, Cause.SILENCE, now, why, vip_care)
     return True
 
 
@@ -265,7 +291,7 @@ def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> Ladde
         run.response_deadline = None
     if run.deferred_until is not None and now < run.deferred_until:
         return None
-    steps = ladder_of(run).steps
+    steps = steps_of(run)
     if run.step >= len(steps):
         _retire(state, config, now, f"{run.cause.value} ladder exhausted")
         return None
@@ -338,8 +364,23 @@ def step_failed(
     run.step += 1
 
 
+def thank_you_channel(state: JourneyState, config: JourneyConfig, now: datetime) -> str | None:
+    """The channel for the VIP's thank-you, or None (no consent: it is not sent). A
+    reply to feedback the customer just gave: consent applies, caps and quiet hours not."""
+    channel = contact.reachable_channel(state.profile, config.contact, VIP_THANK_YOU.channel)
+    if channel is None:
+        note(state, config, now, "thanks_skipped", "thank-you not sent: no consent for email")
+        state.thanks_due = None
+    return channel
+
+
+def thanked(state: JourneyState, config: JourneyConfig, now: datetime, summary: str) -> None:
+    note(state, config, now, "thanked", summary, event_id=state.thanks_due)
+    state.thanks_due = None
+
+
 def step_summary(run: LadderRun, step: LadderStep) -> str:
-    total = len(ladder_of(run).steps)
+    total = len(steps_of(run))
     return (
         f"step {run.step + 1} of {total} of {run.cause.value} ladder: "
         f"{step.name} by {step.channel} ({money(step.cost)})"

@@ -41,6 +41,8 @@ class LadderRun(BaseModel):
     response_deadline: datetime | None = None
     # Set while the contact policy holds the current step back (cap, quiet hours).
     deferred_until: datetime | None = None
+    # A VIP's climb: a service ticket comes before the ladder's own steps.
+    vip_care: bool = False
 
 
 class JourneyState(BaseModel):
@@ -59,6 +61,8 @@ class JourneyState(BaseModel):
     duplicates_ignored: int = 0
     # Marketing engagements sent within the contact policy's cap window.
     marketing_touches: list[datetime] = Field(default_factory=list)
+    # The feedback event a VIP is owed a thank-you for.
+    thanks_due: str | None = None
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
