@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
+from activities.erasure import ErasureActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
 from starter.logging import configure_logging
@@ -25,11 +26,12 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     await store.migrate()
     ledger = LedgerActivities(store)
     engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
+    erasure = ErasureActivities(store)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[CustomerJourney],
-        activities=[ledger.record_events, engagements.send_engagement],
+        activities=[ledger.record_events, engagements.send_engagement, erasure.erase_customer],
     )
     try:
         async with worker:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,6 +32,7 @@ from starter.api_models import (
     Accepted,
     BatchResult,
     EmailWebhook,
+    ErasureAccepted,
     EventBatch,
     EventResult,
     Health,
@@ -49,7 +51,7 @@ from starter.middleware import BodyLimit, RequestLog
 from starter.openapi import document_body, install_openapi
 from starter.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
 from starter.settings import IngestSettings
-from starter.temporal import journey_view
+from starter.temporal import JourneyClosedError, journey_view, request_erasure
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
 from workflows.state import JourneyView
@@ -161,6 +163,13 @@ async def signed_source(
 
 ApiKeySource = Annotated[Source, Depends(api_key_source)]
 SignedSource = Annotated[Source, Depends(signed_source)]
+CustomerReturned = Annotated[
+    bool,
+    Query(
+        description="The customer's journey has ended (they were erased) and the source "
+        "says they came back: start a new, blank journey instead of answering 409."
+    ),
+]
 
 
 @router.post(
@@ -172,13 +181,18 @@ SignedSource = Annotated[Source, Depends(signed_source)]
     openapi_extra=document_body("CustomerEvent"),
     tags=["events"],
 )
-async def post_event(request: Request, source: ApiKeySource, services: ServicesDep) -> Accepted:
+async def post_event(
+    request: Request,
+    source: ApiKeySource,
+    services: ServicesDep,
+    customer_returned: CustomerReturned = False,
+) -> Accepted:
     """Durable before acknowledged: a 202 means the event reached Temporal and will reach
     the journey, even if no worker is running. Resending the same `event_id` answers 202
     with `duplicate: true` and changes nothing."""
     event = _admit(_parse_json(await request.body()), source, services.settings)
     structlog.contextvars.bind_contextvars(customer_id=event.customer_id, event_id=event.event_id)
-    [outcome] = await services.ingest.deliver([event])
+    [outcome] = await services.ingest.deliver([event], customer_returned)
     structlog.contextvars.bind_contextvars(outcome=_status(outcome).value)
     if not isinstance(outcome, Delivered):
         raise ProblemError(_problem_of(outcome), services.retry_after)
@@ -197,7 +211,12 @@ async def post_event(request: Request, source: ApiKeySource, services: ServicesD
     openapi_extra=document_body("EventBatch"),
     tags=["events"],
 )
-async def post_batch(request: Request, source: ApiKeySource, services: ServicesDep) -> JSONResponse:
+async def post_batch(
+    request: Request,
+    source: ApiKeySource,
+    services: ServicesDep,
+    customer_returned: CustomerReturned = False,
+) -> JSONResponse:
     """One result per event, in order: accepted, duplicate, rejected (with the problem) or
     unavailable. One bad event does not reject the others. If any event is unavailable
     the answer is 503 with `Retry-After`: resend the whole batch; what was accepted comes
@@ -207,6 +226,7 @@ async def post_batch(request: Request, source: ApiKeySource, services: ServicesD
         batch.events,
         lambda index, raw: _admit(raw, source, services.settings, ("events", index)),
         services,
+        customer_returned,
     )
 
 
@@ -265,6 +285,39 @@ async def get_journey(
         ) from None
 
 
+@router.delete(
+    "/v1/customers/{customer_id}",
+    status_code=202,
+    response_model=ErasureAccepted,
+    summary="Erase a customer (the right to be forgotten)",
+    responses=_problems(401, 404, 409, 422, 503),
+    tags=["journeys"],
+)
+async def erase_customer(
+    customer_id: Annotated[Identifier, Path()], _: ApiKeySource, services: ServicesDep
+) -> ErasureAccepted:
+    """The journey deletes the customer's personal data from the store (profile, events,
+    receipts, messages; engagements stay as anonymous spend) and ends. Later events for
+    the id are refused with 409 unless sent with `customer_returned=true`."""
+    request_id = f"erase-{uuid.uuid4()}"
+    structlog.contextvars.bind_contextvars(customer_id=customer_id, request_id=request_id)
+    try:
+        await request_erasure(services.client, customer_id, request_id)
+    except JourneyClosedError as err:
+        raise ProblemError(Problem(title="Conflict", status=409, detail=str(err))) from None
+    except (RPCError, RuntimeError) as err:
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(
+                Problem(title="Not found", status=404, detail=f"no journey for {customer_id}")
+            ) from None
+        log.warning("erase.failed", error=str(err))
+        raise ProblemError(
+            Problem(title="Unavailable", status=503, detail="Temporal is unreachable; retry"),
+            services.retry_after,
+        ) from None
+    return ErasureAccepted(journey_id=journey_id(customer_id), request_id=request_id)
+
+
 @router.get("/healthz", response_model=Health, summary="The process is up", tags=["health"])
 async def healthz() -> Health:
     return Health(status="ok")
@@ -316,7 +369,10 @@ def _admit(
 
 
 async def _deliver_batch(
-    items: list[Any], to_engine: Callable[[int, object], CustomerEvent], services: Services
+    items: list[Any],
+    to_engine: Callable[[int, object], CustomerEvent],
+    services: Services,
+    customer_returned: bool = False,
 ) -> JSONResponse:
     results: dict[int, EventResult] = {}
     admitted: list[tuple[int, CustomerEvent]] = []
@@ -331,7 +387,7 @@ async def _deliver_batch(
                 status=Status.REJECTED,
                 problem=err.problem,
             )
-    outcomes = await services.ingest.deliver([event for _, event in admitted])
+    outcomes = await services.ingest.deliver([event for _, event in admitted], customer_returned)
     for (index, event), outcome in zip(admitted, outcomes, strict=True):
         status = _status(outcome)
         log.info(

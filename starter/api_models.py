@@ -41,6 +41,12 @@ class Accepted(BaseModel):
     duplicate: bool
 
 
+class ErasureAccepted(BaseModel):
+    journey_id: str
+    # Quoted in the journey's history and the logs; no personal data in it.
+    request_id: str
+
+
 class Status(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"

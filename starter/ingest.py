@@ -84,9 +84,12 @@ class Ingest:
         self._timeout = temporal_timeout
         self._in_flight = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
 
-    async def deliver(self, events: Sequence[CustomerEvent]) -> list[Outcome]:
+    async def deliver(
+        self, events: Sequence[CustomerEvent], customer_returned: bool = False
+    ) -> list[Outcome]:
         """One outcome per event, in order. A repeat of an event earlier in the same call
-        shares that event's fate."""
+        shares that event's fate. ``customer_returned``: the source says customers whose
+        journeys have ended (erased) came back; they start anew."""
         keys = [key_of(event) for event in events]
         try:
             known = await self._receipts(set(keys))
@@ -109,7 +112,10 @@ class Ingest:
             by_customer.setdefault(events[index].customer_id, []).append(index)
         signalled: dict[int, Outcome] = {}
         await asyncio.gather(
-            *(self._signal_in_order(events, indexes, signalled) for indexes in by_customer.values())
+            *(
+                self._signal_in_order(events, indexes, signalled, customer_returned)
+                for indexes in by_customer.values()
+            )
         )
         delivered = [i for i, outcome in signalled.items() if isinstance(outcome, Delivered)]
         try:
@@ -133,20 +139,31 @@ class Ingest:
         return outcomes
 
     async def _signal_in_order(
-        self, events: Sequence[CustomerEvent], indexes: list[int], signalled: dict[int, Outcome]
+        self,
+        events: Sequence[CustomerEvent],
+        indexes: list[int],
+        signalled: dict[int, Outcome],
+        customer_returned: bool,
     ) -> None:
         """Signal one customer's events one after another. After a failure the rest are
         not sent, so that a resend cannot land them out of order."""
         for position, index in enumerate(indexes):
-            outcome = signalled[index] = await self._signal(events[index])
+            outcome = signalled[index] = await self._signal(events[index], customer_returned)
             if not isinstance(outcome, Delivered):
                 signalled |= dict.fromkeys(indexes[position + 1 :], outcome)
                 return
 
-    async def _signal(self, event: CustomerEvent) -> Outcome:
+    async def _signal(self, event: CustomerEvent, customer_returned: bool) -> Outcome:
         async with self._in_flight:
             try:
-                await send_event(self._client, self._task_queue, self._config, event, self._timeout)
+                await send_event(
+                    self._client,
+                    self._task_queue,
+                    self._config,
+                    event,
+                    self._timeout,
+                    customer_returned,
+                )
             except JourneyClosedError as err:
                 return Conflict(str(err))
             except (RPCError, RuntimeError) as err:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from starter.settings import Settings
 from workflows.config import JourneyConfig
+from workflows.contracts import ErasureRequest
 from workflows.events import CustomerEvent
-from workflows.journey import EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
+from workflows.journey import ERASE_SIGNAL, EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
 from workflows.state import JourneyInput, JourneyView
 
 
@@ -48,20 +50,28 @@ async def send_event(
     config: JourneyConfig,
     event: CustomerEvent,
     rpc_timeout: timedelta | None = None,
+    customer_returned: bool = False,
 ) -> WorkflowHandle[CustomerJourney, None]:
     """Signal-with-start: the first event of a customer starts their journey.
 
     Journeys run for years and close only on purpose (an erasure, an operator's
     terminate). REJECT_DUPLICATE keeps a closed journey closed: an event for it is refused
-    here rather than silently starting a blank journey that has forgotten the customer.
+    here rather than silently starting a blank journey that has forgotten the customer,
+    unless the source says the customer came back (``customer_returned``): then a new,
+    blank journey starts under the same id.
     """
+    reuse = (
+        WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        if customer_returned
+        else WorkflowIDReusePolicy.REJECT_DUPLICATE
+    )
     try:
         return await client.start_workflow(
             CustomerJourney.run,
             JourneyInput(customer_id=event.customer_id, config=config),
             id=journey_id(event.customer_id),
             task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=reuse,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=EVENT_SIGNAL,
             start_signal_args=[event],
@@ -72,6 +82,26 @@ async def send_event(
         raise JourneyClosedError(
             f"the journey of customer {event.customer_id} has ended; it is not restarted implicitly"
         ) from err
+
+
+async def request_erasure(client: Client, customer_id: str, request_id: str) -> None:
+    """Ask the customer's journey to erase them; it does so durably, then ends.
+    Raises ``JourneyClosedError`` for an ended journey, ``RPCError`` (not found) for none."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    try:
+        await handle.signal(ERASE_SIGNAL, ErasureRequest(request_id=request_id))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND and await _has_ended(handle):
+            raise JourneyClosedError(f"the journey of customer {customer_id} has ended") from err
+        raise
+
+
+async def _has_ended(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return False
+    return description.status != WorkflowExecutionStatus.RUNNING
 
 
 async def journey_view(

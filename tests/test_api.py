@@ -332,3 +332,28 @@ async def test_health_readiness_and_the_openapi_document(api: Ingest) -> None:
     }
     assert paths["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert paths["/v1/events"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+async def test_erase_then_a_returning_customer_starts_anew(api: Ingest) -> None:
+    who = customer()
+    await api.post("/v1/events", raw_event(who))
+    await state_once(api, who, 1)
+
+    erased = await api.http.delete(f"/v1/customers/{who}")
+    assert erased.status_code == 202
+    assert erased.json()["journey_id"] == journey_id(who)
+    await eventually(lambda: api.post("/v1/events", raw_event(who)), lambda r: r.status_code == 409)
+    assert await api.ledger(who) == []
+    assert await api.receipts(who) == 0
+    assert (await api.http.delete(f"/v1/customers/{who}")).status_code == 409
+
+    back = await api.http.post(
+        "/v1/events", json=raw_event(who), params={"customer_returned": "true"}
+    )
+    assert back.status_code == 202
+    state = await state_once(api, who, 1)
+    assert (state["events_applied"], state["profile"]["order_count"]) == (1, 1)
+
+
+async def test_erasing_an_unknown_customer_is_404(api: Ingest) -> None:
+    assert (await api.http.delete(f"/v1/customers/{customer()}")).status_code == 404

@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import LedgerEvent, Store
+from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
+from starter.temporal import JourneyClosedError, request_erasure
 from tests.journeys import Journeys, days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
@@ -328,3 +329,44 @@ async def test_a_vip_is_thanked_for_feedback(
     [thanked] = [e for e in view.state.timeline if e.kind == "thanked"]
     assert thanked.event_id == "fb-1"
     assert view.state.thanks_due is None
+
+
+async def test_erase_deletes_personal_data_keeps_spend_and_ends_the_journey(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    handle = await world.send(event("erin", "purchase", start, "e1", amount=60))
+    await world.send(event("erin", "return", start, "e2", amount=60))
+    await sleep_until(env, start + days(1))  # the return ladder's first step has gone out
+    assert len(await engagements(db_url, "erin")) == 1
+
+    await request_erasure(world.client, "erin", "erase-test-1")
+    await handle.result()  # the journey ends
+
+    store = Store(db_url)
+    try:
+        async with store.transaction() as session:
+            assert await session.get(Customer, "erin") is None
+            assert (
+                await session.exec(select(LedgerEvent).where(LedgerEvent.customer_id == "erin"))
+            ).all() == []
+            assert (
+                await session.exec(select(OutboxMessage).where(OutboxMessage.customer_id == "erin"))
+            ).all() == []
+            kept = (
+                await session.exec(select(Engagement).where(Engagement.customer_id == "erased"))
+            ).all()
+    finally:
+        await store.close()
+    assert [(e.step_name, e.cost) for e in kept] == [("how did we do", Decimal("0.05"))]
+    assert all("erin" not in e.idempotency_key for e in kept)
+    view = await world.view("erin")  # a closed journey still answers: with nothing
+    assert view.state.profile.order_count == 0
+    assert [e.kind for e in view.state.timeline] == ["erased"]
+
+    # A later event is refused. (That a source can say the customer came back, and a
+    # new journey starts, is tested on the dev server in test_api.py: the time-skipping
+    # server does not deliver the start signal to a restarted workflow id.)
+    with pytest.raises(JourneyClosedError):
+        await world.send(event("erin", "purchase", await now(env), "e3", amount=10))

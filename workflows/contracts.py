@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from workflows.events import CustomerEvent
 from workflows.ladders import Cause
 
 RECORD_EVENTS = "record_events"
 SEND_ENGAGEMENT = "send_engagement"
+ERASE_CUSTOMER = "erase_customer"
 
 
 class RecordEventsRequest(BaseModel):
@@ -48,3 +49,20 @@ class EngagementResult(BaseModel):
     sent_at: datetime
     # False when an earlier attempt had already sent it: nothing went out this time.
     newly_sent: bool
+
+
+class ErasureRequest(BaseModel):
+    """The ``erase`` signal's payload."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+
+
+class EraseRequest(BaseModel):
+    customer_id: str
+    # Who asked, for the record kept of the erasure (no personal data in it).
+    request_id: str
+
+
+class EraseResult(BaseModel):
+    deleted_rows: int
+    anonymized_engagements: int

@@ -23,10 +23,14 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows import details, rules
     from workflows.contracts import (
+        ERASE_CUSTOMER,
         RECORD_EVENTS,
         SEND_ENGAGEMENT,
         EngagementRequest,
         EngagementResult,
+        EraseRequest,
+        EraseResult,
+        ErasureRequest,
         RecordEventsRequest,
         RecordEventsResult,
     )
@@ -38,6 +42,7 @@ EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
 CONTACT_POLICY_PATCH = "contact-policy"
 VIP_CARE_PATCH = "vip-care"
+ERASE_SIGNAL = "erase"
 
 # The store may be down for a while: keep trying, never drop the batch.
 LEDGER_RETRY = RetryPolicy(
@@ -68,6 +73,8 @@ class CustomerJourney:
         self._inbox: deque[Any] = deque(input.pending)
         self._received_this_run = 0
         self._vip_care = False
+        # Set by an erase request: the journey erases the customer's data and ends.
+        self._erasure: str | None = None
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
@@ -78,6 +85,9 @@ class CustomerJourney:
             state.silence_deadline = rules.silence_deadline(state, workflow.now(), self._config)
         while True:
             await self._wait_for_work()
+            if self._erasure is not None:
+                await self._erase(self._erasure)
+                return
             if self._inbox:
                 await self._apply_inbox()
             await self._advance()
@@ -101,6 +111,19 @@ class CustomerJourney:
         except Exception as err:  # any undecodable payload is refused, never raised
             rules.reject(self._state, self._config, workflow.now(), f"undecodable event: {err}")
 
+    @workflow.signal(name=ERASE_SIGNAL)
+    def erase(self, payload: RawValue) -> None:
+        """The right to be forgotten. The first valid request wins; the rest are moot."""
+        self._received_this_run += 1
+        try:
+            request = ErasureRequest.model_validate(
+                workflow.payload_converter().from_payload(payload.payload)
+            )
+        except Exception as err:  # a bad request is refused, never raised
+            rules.reject(self._state, self._config, workflow.now(), f"invalid erase: {err}")
+            return
+        self._erasure = self._erasure or request.request_id
+
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         self._received_this_run += 1
@@ -120,7 +143,7 @@ class CustomerJourney:
         )
 
     async def _wait_for_work(self) -> None:
-        if self._inbox or self._continue_as_new_due():
+        if self._inbox or self._erasure or self._continue_as_new_due():
             return
         at, action = rules.next_deadline(self._state)
         if at is None:  # never the case once run() has set the silence clock
@@ -130,7 +153,9 @@ class CustomerJourney:
             return
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self._inbox), timeout=remaining, timeout_summary=action
+                lambda: bool(self._inbox or self._erasure),
+                timeout=remaining,
+                timeout_summary=action,
             )
 
     async def _apply_inbox(self) -> None:
@@ -252,6 +277,27 @@ class CustomerJourney:
         except ActivityError as err:
             return str(err.cause) if err.cause else str(err)
         return None
+
+    async def _erase(self, request_id: str) -> None:
+        """Delete the customer's data from the store (retried until it succeeds), then
+        forget it here too: queued events are dropped and the state is blanked. Events
+        that arrive during a pass are dropped too; another pass removes what the ingest
+        recorded of them."""
+        passes = 0
+        while passes == 0 or self._inbox:
+            self._inbox.clear()
+            passes += 1
+            await workflow.execute_activity(
+                ERASE_CUSTOMER,
+                EraseRequest(customer_id=self._state.customer_id, request_id=request_id),
+                result_type=EraseResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=LEDGER_RETRY,
+                summary=f"erase customer data (request {request_id}, pass {passes})",
+            )
+        self._state = JourneyState(customer_id=self._state.customer_id)
+        rules.note(self._state, self._config, workflow.now(), "erased", f"request {request_id}")
+        workflow.set_current_details(f"Erased (request {request_id}); this journey has ended.")
 
     def _continue_as_new_due(self) -> bool:
         return (

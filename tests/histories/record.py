@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.histories.record NAME
 
 Plays a scenario that touches every path of the journey (events, a bad event, a
-duplicate, a flatline, ladder steps, a win, a return ladder, dormancy) on the
+duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, an erasure) on the
 time-skipping server and writes its history to ``tests/histories/NAME.json``.
 Committed histories must keep replaying: that is what says a change to workflow code
 is safe for running journeys, or needs ``workflow.patched``.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 
+from starter.temporal import request_erasure
 from tests.journeys import days, event, journeys, now, sleep_until
 from tests.servers import time_skipping_server
 from workflows.config import JourneyConfig
@@ -44,6 +45,8 @@ async def play() -> WorkflowHistory:
             await sleep_until(env, start + days(80))
             await world.send(event("golden", "purchase", await now(env), "g4", amount=15))
             await sleep_until(env, start + days(81))
+            await request_erasure(env.client, "golden", "erase-golden")
+            await handle.result()
             return await handle.fetch_history()
 
 

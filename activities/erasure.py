@@ -1,0 +1,51 @@
+"""The right to be forgotten: delete a customer's personal data, keep anonymous totals."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import String, cast, delete, literal, update
+from sqlmodel import col
+from temporalio import activity
+
+from activities.store import (
+    Customer,
+    Engagement,
+    IngestReceipt,
+    LedgerEvent,
+    OutboxMessage,
+    Store,
+)
+from workflows.contracts import ERASE_CUSTOMER, EraseRequest, EraseResult
+
+log = structlog.get_logger(__name__)
+
+# What an erased customer's engagements are filed under.
+ERASED = "erased"
+
+
+class ErasureActivities:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn(name=ERASE_CUSTOMER)
+    async def erase_customer(self, request: EraseRequest) -> EraseResult:
+        """In one transaction: the profile, the events, the receipts and the messages go;
+        engagements stay as anonymous spend (cause, step, channel, cost, time), with the
+        customer id and the key that named them replaced. A retry finds nothing to do."""
+        who = request.customer_id
+        async with self._store.transaction() as session:
+            connection = await session.connection()
+            deleted = 0
+            for table in (Customer, LedgerEvent, IngestReceipt, OutboxMessage):
+                where = col(table.customer_id) == who
+                deleted += (await connection.execute(delete(table).where(where))).rowcount
+            anonymized = await connection.execute(
+                update(Engagement)
+                .where(col(Engagement.customer_id) == who)
+                .values(
+                    customer_id=ERASED,
+                    idempotency_key=literal(f"{ERASED}:") + cast(col(Engagement.id), String),
+                )
+            )
+        log.info("customer.erased", request_id=request.request_id, deleted_rows=deleted)
+        return EraseResult(deleted_rows=deleted, anonymized_engagements=anonymized.rowcount)
