@@ -83,6 +83,8 @@ class Customer(SQLModel, table=True):
     consent: dict[str, bool] = Field(default_factory=dict, sa_column=Column(JSON))
     timezone: str | None = Field(default=None, max_length=64)
     home_store: str | None = Field(default=None, max_length=128)
+    # Existing rows start at 0 when the column arrives (migration 0003).
+    loyalty_points: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class LedgerEvent(SQLModel, table=True):

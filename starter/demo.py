@@ -3,8 +3,8 @@ windows of seconds.
 
 Steady buyers keep buying (and grow from new to repeat to loyal); the others act out
 one story each, so that within a minute the Temporal UI shows a silence ladder climbing,
-a return and a complaint being made good, a VIP handled by a person first, a customer
-won back at step 2, and one going dormant and then lapsed.
+a return and a complaint being made good, a VIP handled by a person first, a cross-sell
+redeemed in store, a customer won back at step 2, and one going dormant and then lapsed.
 """
 
 from __future__ import annotations
@@ -52,6 +52,17 @@ STORIES: tuple[Beat, ...] = (
     Beat(5, "vip-vera", "purchase", {"amount": 420, "category": "dresses"}),
     Beat(9, "vip-vera", "return", {"amount": 280, "reason": "fit"}),
     Beat(26, "vip-vera", "feedback", {"rating": 5}),
+    # Only ever buys dresses; browsing dresses in the app earns her double points on
+    # shoes (not 10% off dresses), which she redeems in store: the loop closes.
+    Beat(1, "samantha", "purchase", {"amount": 150, "category": "dresses"}),
+    Beat(2, "samantha", "purchase", {"amount": 120, "category": "dresses"}),
+    Beat(7, "samantha", "app_browse", {"category": "dresses"}),
+    Beat(
+        14,
+        "samantha",
+        "offer_redeemed",
+        {"offer_id": "double-points", "amount": 90, "category": "shoes"},
+    ),
     # Falls silent, then opens the 10% offer at step 2: won back.
     Beat(3, "quiet-quinn", "purchase", {"amount": 35, "category": "accessories"}),
     Beat(37, "quiet-quinn", "email_opened", {}),

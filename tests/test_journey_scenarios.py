@@ -76,7 +76,7 @@ async def test_a_response_at_step_two_stops_the_climb(
 ) -> None:
     env = time_skipping_env
     start = await now(env)
-    await world.send(event("opener", "purchase", start, amount=80))
+    await world.send(event("opener", "purchase", start, amount=60))
     await sleep_until(env, start + days(36))  # step 2 went out at day 35
     await world.send(event("opener", "email_opened", await now(env)))
     await sleep_until(env, start + days(60))
@@ -370,3 +370,55 @@ async def test_erase_deletes_personal_data_keeps_spend_and_ends_the_journey(
     # server does not deliver the start signal to a restarted workflow id.)
     with pytest.raises(JourneyClosedError):
         await world.send(event("erin", "purchase", await now(env), "e3", amount=10))
+
+
+async def test_the_samantha_loop_cross_sells_a_new_category_and_closes_on_redemption(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    """A high-value customer who only buys dresses browses dresses in the app: she is
+    offered double points on shoes, not 10% off dresses; redeeming it in store closes the
+    loop (conversion, points, a new category)."""
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("sam", "purchase", start, "s1", amount=150, category="dresses"))
+    await world.send(event("sam", "purchase", start, "s2", amount=120, category="dresses"))
+    await sleep_until(env, start + days(3))
+    await world.send(event("sam", "app_browse", await now(env), "s3", category="dresses"))
+    await sleep_until(env, start + days(4))
+    offered = await world.view("sam")
+    redeemed = {"offer_id": "double-points", "amount": 90, "category": "shoes"}
+    await world.send(event("sam", "offer_redeemed", await now(env), "s4", **redeemed))
+    await sleep_until(env, start + days(5))
+    view = await world.view("sam")
+
+    [chosen] = [e.summary for e in offered.state.timeline if e.kind == "offer_chosen"]
+    assert chosen == (
+        "double-points on shoes (generative) over pct10 (dilutive): "
+        "browsing dresses; never bought shoes"
+    )
+    [sent] = await engagements(db_url, "sam")
+    assert (sent.cause, sent.offer_id, sent.channel) == ("above_line", "double-points", "email")
+    [held] = view.state.wallet
+    assert (held.offer_id, held.category) == ("double-points", "shoes")
+    assert held.redeemed_at is not None
+    assert view.state.conversions == 1
+    assert view.state.profile.categories == ["dresses", "shoes"]
+    assert view.state.profile.loyalty_points == 150 + 120 + 90 * 2
+
+
+async def test_a_basket_just_under_the_threshold_gets_a_nudge(
+    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("nia", "purchase", start, amount=85))
+    await world.send(event("ned", "purchase", start, amount=45))  # far from it: nothing
+    await sleep_until(env, start + days(1))
+
+    [nudge] = await engagements(db_url, "nia")
+    assert nudge.offer_id == "threshold-free-shipping"
+    chosen = [
+        e.summary for e in (await world.view("nia")).state.timeline if e.kind == "offer_chosen"
+    ]
+    assert chosen == ["threshold-free-shipping (generative): spend $15.00 more for free shipping"]
+    assert await engagements(db_url, "ned") == []

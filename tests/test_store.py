@@ -39,6 +39,7 @@ async def test_recording_folds_events_into_the_profile(store: Store) -> None:
         customer = await session.get(Customer, "c1")
     assert customer is not None
     assert customer.lifetime_value == Decimal("80.01")
+    assert customer.loyalty_points == 19 + 80
     assert customer.order_count == 2
     assert customer.categories == ["dresses", "shoes"]
     assert customer.last_activity_at == T0 + timedelta(days=8)

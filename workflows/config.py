@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
+from workflows.offers import AboveTheLine
 
 
 class JourneyConfig(BaseModel):
@@ -46,6 +47,8 @@ class JourneyConfig(BaseModel):
     contact: ContactPolicy = ContactPolicy()
     # Recency, frequency and value thresholds of the cohorts (workflows/cohorts.py).
     cohorts: CohortRules = CohortRules()
+    # Cross-sell and threshold nudges for customers above the line (workflows/offers.py).
+    above_the_line: AboveTheLine = AboveTheLine()
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> JourneyConfig:

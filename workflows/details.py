@@ -12,9 +12,12 @@ def current_details(view: JourneyView) -> str:
         f"**{state.customer_id}** is **{state.line_position.value}** the line"
         + (" (dormant)" if state.dormant else ""),
         f"- lifetime value {money(state.profile.lifetime_value)}, "
-        f"{state.profile.order_count} orders"
+        f"{state.profile.order_count} orders, {state.profile.loyalty_points} points"
         + (f", cohort **{state.cohort.value}**" if state.cohort else ""),
     ]
+    if state.wallet:
+        redeemed = sum(held.redeemed_at is not None for held in state.wallet)
+        lines.append(f"- offers made {len(state.wallet)}, redeemed {redeemed}")
     run = state.ladder
     if run is not None:
         lines.append(

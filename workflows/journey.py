@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from workflows import details, rules
+    from workflows.catalogue import CATALOGUE
     from workflows.contracts import (
         ERASE_CUSTOMER,
         RECORD_EVENTS,
@@ -42,6 +43,7 @@ EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
 CONTACT_POLICY_PATCH = "contact-policy"
 VIP_CARE_PATCH = "vip-care"
+ABOVE_THE_LINE_PATCH = "above-the-line"
 ERASE_SIGNAL = "erase"
 
 # The store may be down for a while: keep trying, never drop the batch.
@@ -72,14 +74,17 @@ class CustomerJourney:
         self._state = input.state or JourneyState(customer_id=input.customer_id)
         self._inbox: deque[Any] = deque(input.pending)
         self._received_this_run = 0
-        self._vip_care = False
+        self._features = rules.Features()
         # Set by an erase request: the journey erases the customer's data and ends.
         self._erasure: str | None = None
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
-        # Journeys that began before VIP care existed keep climbing as they did.
-        self._vip_care = workflow.patched(VIP_CARE_PATCH)
+        # Journeys that began before these existed keep behaving as they did.
+        self._features = rules.Features(
+            vip_care=workflow.patched(VIP_CARE_PATCH),
+            above_the_line=workflow.patched(ABOVE_THE_LINE_PATCH),
+        )
         state = self._state
         if state.silence_deadline is None:
             state.silence_deadline = rules.silence_deadline(state, workflow.now(), self._config)
@@ -180,7 +185,7 @@ class CustomerJourney:
         now = workflow.now()
         for event_id, event in candidates.items():
             if event_id in fresh:
-                rules.apply_event(state, config, event, now, self._vip_care)
+                rules.apply_event(state, config, event, now, self._features)
             else:
                 rules.remember(state, config, event_id)
                 rules.ignore_duplicate(state, config, now, event_id)
@@ -213,7 +218,9 @@ class CustomerJourney:
         rules.update_cohort(state, config, workflow.now())
         if state.thanks_due is not None:
             await self._thank(state.thanks_due)
-        rules.flatline_if_silent(state, config, workflow.now(), self._vip_care)
+        if state.offer_due is not None:
+            await self._offer()
+        rules.flatline_if_silent(state, config, workflow.now(), self._features)
         run = state.ladder
         step = rules.step_due(state, config, workflow.now())
         if run is None or step is None:
@@ -247,6 +254,24 @@ class CustomerJourney:
         rules.thanked(
             state, config, workflow.now(), summary + (f" failed: {failure}" if failure else "")
         )
+
+    async def _offer(self) -> None:
+        state, config = self._state, self._config
+        offer = state.offer_due
+        channel = rules.offer_channel(state, config, workflow.now())
+        if offer is None or channel is None:
+            return
+        listed = CATALOGUE[offer.offer_id]
+        step = LadderStep(
+            name=listed.description, channel=channel, cost=listed.cost, offer_id=offer.offer_id
+        )
+        target = f" on {offer.category}" if offer.category else ""
+        summary = f"above the line: {offer.offer_id}{target} by {channel} ({offer.why})"
+        failure = await self._engage(Cause.ABOVE_LINE, offer.key, 1, step, summary)
+        if failure is not None:
+            rules.offer_not_sent(state, config, workflow.now(), failure)
+        else:
+            rules.offer_sent(state, config, offer, channel, workflow.now())
 
     async def _engage(
         self, cause: Cause, run_id: str, step_number: int, step: LadderStep, summary: str

@@ -26,6 +26,8 @@ class Cause(StrEnum):
     DORMANT = "dormant"
     # A VIP's priority handling (the service ticket, the thank-you); not a ladder.
     VIP_CARE = "vip_care"
+    # Offers to customers above the line; not a ladder either.
+    ABOVE_LINE = "above_line"
 
 
 class LadderStep(BaseModel):

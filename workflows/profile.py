@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from workflows.catalogue import points_multiplier
 from workflows.events import CustomerEvent, EventType
 
 # How many purchase times the cadence is measured over.
@@ -35,6 +36,8 @@ class Profile(BaseModel):
     consent: dict[str, bool] = Field(default_factory=dict)
     timezone: str | None = None
     home_store: str | None = None
+    # One point per dollar spent; an offer's multiplier on the purchase that redeems it.
+    loyalty_points: int = 0
 
 
 def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> None:
@@ -44,6 +47,7 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
     match event.type:
         case EventType.PURCHASE:
             profile.lifetime_value += event.properties.amount
+            profile.loyalty_points += int(event.properties.amount)
             profile.order_count += 1
             times = sorted({*profile.purchase_times, happened})
             profile.purchase_times = times[-CADENCE_PURCHASES:]
@@ -53,7 +57,9 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
                 Decimal(0), profile.lifetime_value - event.properties.amount
             )
         case EventType.OFFER_REDEEMED:
-            profile.lifetime_value += event.properties.amount or Decimal(0)
+            amount = event.properties.amount or Decimal(0)
+            profile.lifetime_value += amount
+            profile.loyalty_points += int(amount) * points_multiplier(event.properties.offer_id)
             _add_category(profile, event.properties.category)
         case EventType.CONSENT_CHANGED:
             profile.consent[event.properties.channel] = event.properties.granted

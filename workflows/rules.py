@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from workflows import contact
+from workflows import contact, offers
+from workflows.catalogue import CATALOGUE
 from workflows.cohorts import Cohort, cohort_of
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LADDERS, VIP_CARE_TICKET, VIP_THANK_YOU, Cause, Ladder, LadderStep
 from workflows.profile import CUSTOMER_INITIATED, update_profile
-from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry
+from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry, WalletOffer
+
+
+@dataclass(frozen=True)
+class Features:
+    """Behaviours a journey has only if it began after they existed (``workflow.patched``
+    in the journey decides): older journeys keep behaving as they always did."""
+
+    vip_care: bool = False
+    above_the_line: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,12 +170,10 @@ def start_ladder(
     cause: Cause,
     now: datetime,
     why: str,
-    vip_care: bool = False,
+    features: Features = Features(),
 ) -> None:
-    """``vip_care``: whether this journey gives VIPs priority handling (journeys that
-    began before it existed do not)."""
     state.ladder_runs += 1
-    care = vip_care and state.cohort == Cohort.VIP and cause != Cause.DORMANT
+    care = features.vip_care and state.cohort == Cohort.VIP and cause != Cause.DORMANT
     state.ladder = LadderRun(
         run_id=f"{cause.value}-{state.ladder_runs}",
         cause=cause,
@@ -189,9 +197,9 @@ def apply_event(
     config: JourneyConfig,
     event: CustomerEvent,
     now: datetime,
-    vip_care: bool = False,
+    features: Features = Features(),
 ) -> None:
-    """Apply one fresh event: profile, silence clock, line position, ladders."""
+    """Apply one fresh event: profile, silence clock, line position, ladders, offers."""
     rule = EVENT_RULES[event.type]
     direction = polarity(event)
     remember(state, config, event.event_id)
@@ -218,14 +226,126 @@ def apply_event(
                 f"{run.cause.value} ladder gives way to {rule.cause.value}",
             )
         why = f"{event.type.value} {event.event_id}"
-        start_ladder(state, config, rule.cause, now, why, vip_care)
+        start_ladder(state, config, rule.cause, now, why, features)
     elif run is None:
         _move_line(state, direction)
 
-    if vip_care and event.type == EventType.FEEDBACK and state.cohort == Cohort.VIP:
+    if features.vip_care and event.type == EventType.FEEDBACK and state.cohort == Cohort.VIP:
         state.thanks_due = event.event_id
+    if features.above_the_line:
+        _above_the_line(state, config, event, now)
     if state.ladder is None:
         state.silence_deadline = silence_deadline(state, now, config)
+
+
+def _above_the_line(
+    state: JourneyState, config: JourneyConfig, event: CustomerEvent, now: datetime
+) -> None:
+    """Close the loop on a redeemed offer; count purchases for the threshold nudge; and,
+    for a customer above the line with no climb under way, choose the offer (if any)
+    this moment justifies."""
+    rules = config.above_the_line
+    if event.type == EventType.OFFER_REDEEMED:
+        _redeem(state, config, event.properties.offer_id, event.event_id, now)
+    if event.type == EventType.PURCHASE:
+        counted = offers.spend_in_period(state.recent_purchases, rules, now)
+        state.recent_purchases = [*counted, (min(event.occurred_at, now), event.properties.amount)]
+    if state.line_position != LinePosition.ABOVE or state.ladder or state.dormant:
+        return
+    spend = sum((amount for _, amount in state.recent_purchases), Decimal(0))
+    found = [
+        candidate
+        for candidate in offers.candidates(state.profile, rules, event, spend)
+        if not _holds(state, candidate.offer.offer_id, candidate.category, now)
+    ]
+    chosen = offers.choose(found, rules)
+    if chosen is None:
+        return
+    passed = [c for c in found if c is not chosen]
+    over = (
+        " over " + ", ".join(f"{c.offer.offer_id} ({c.offer.kind.value})" for c in passed)
+        if passed
+        else ""
+    )
+    target = f" on {chosen.category}" if chosen.category else ""
+    note(
+        state,
+        config,
+        now,
+        "offer_chosen",
+        f"{chosen.offer.offer_id}{target} ({chosen.offer.kind.value}){over}: {chosen.why}",
+    )
+    state.offer_due = WalletOffer(
+        key=f"offer-{state.events_applied}",
+        offer_id=chosen.offer.offer_id,
+        category=chosen.category,
+        why=chosen.why,
+    )
+
+
+def _holds(state: JourneyState, offer_id: str, category: str | None, now: datetime) -> bool:
+    """Whether the customer already holds this offer, unredeemed and unexpired."""
+    return any(
+        held.offer_id == offer_id
+        and held.category == category
+        and held.redeemed_at is None
+        and (held.expires_at is None or held.expires_at > now)
+        for held in state.wallet
+    )
+
+
+def _redeem(
+    state: JourneyState, config: JourneyConfig, offer_id: str, event_id: str, now: datetime
+) -> None:
+    held = next((o for o in state.wallet if o.offer_id == offer_id and o.redeemed_at is None), None)
+    if held is None or (held.expires_at is not None and held.expires_at < now):
+        return
+    held.redeemed_at = now
+    state.conversions += 1
+    target = f" on {held.category}" if held.category else ""
+    note(state, config, now, "offer_converted", f"{offer_id}{target} redeemed", event_id=event_id)
+
+
+def offer_sent(
+    state: JourneyState, config: JourneyConfig, offer: WalletOffer, channel: str, now: datetime
+) -> None:
+    """The chosen offer went out: it is in the customer's wallet until it expires."""
+    valid_for = CATALOGUE[offer.offer_id].valid_for
+    state.wallet = [
+        held for held in state.wallet if held.expires_at is None or held.expires_at > now
+    ][-config.timeline_length :]
+    state.wallet.append(offer.model_copy(update={"issued_at": now, "expires_at": now + valid_for}))
+    state.offer_due = None
+    _touched(state, config, channel, now)
+    target = f" on {offer.category}" if offer.category else ""
+    note(state, config, now, "offer_sent", f"{offer.offer_id}{target} by {channel}")
+
+
+def offer_channel(state: JourneyState, config: JourneyConfig, now: datetime) -> str | None:
+    """Where the chosen offer may go now; None drops it (the contact policy said no)."""
+    offer = state.offer_due
+    if offer is None:
+        return None
+    channel = CATALOGUE[offer.offer_id].channel
+    decision = contact.decide(state.profile, config.contact, channel, state.marketing_touches, now)
+    if isinstance(decision, contact.Send):
+        return decision.channel
+    offer_not_sent(state, config, now, decision.reason)
+    return None
+
+
+def _touched(state: JourneyState, config: JourneyConfig, channel: str, now: datetime) -> None:
+    """Count a marketing engagement against the cap (service ones are not counted)."""
+    if channel not in config.contact.service_channels:
+        touches = contact.recent_touches(state.marketing_touches, config.contact, now)
+        state.marketing_touches = [*touches, now]
+
+
+def offer_not_sent(state: JourneyState, config: JourneyConfig, now: datetime, why: str) -> None:
+    """An above-the-line offer belongs to its moment: held back, it is dropped."""
+    if state.offer_due is not None:
+        note(state, config, now, "offer_dropped", f"{state.offer_due.offer_id}: {why}")
+    state.offer_due = None
 
 
 def _win(
@@ -260,7 +380,7 @@ def update_cohort(state: JourneyState, config: JourneyConfig, now: datetime) -> 
 
 
 def flatline_if_silent(
-    state: JourneyState, config: JourneyConfig, now: datetime, vip_care: bool = False
+    state: JourneyState, config: JourneyConfig, now: datetime, features: Features = Features()
 ) -> bool:
     """Start the silence ladder (or the dormant check-in) once the silence is long enough."""
     deadline = state.silence_deadline
@@ -273,7 +393,7 @@ def flatline_if_silent(
         since = f"{last:%Y-%m-%d %H:%M:%S}" if last else "the start"
         window = silence_window(state.profile.purchase_times, config)
         why = f"silent since {since}, window {window}"
-        start_ladder(state, config, Cause.SILENCE, now, why, vip_care)
+        start_ladder(state, config, Cause.SILENCE, now, why, features)
     return True
 
 
@@ -342,9 +462,7 @@ def step_sent(
     state: JourneyState, config: JourneyConfig, run: LadderRun, step: LadderStep, now: datetime
 ) -> None:
     """``step`` as sent: its channel is the one the contact policy chose."""
-    if step.channel not in config.contact.service_channels:
-        touches = contact.recent_touches(state.marketing_touches, config.contact, now)
-        state.marketing_touches = [*touches, now]
+    _touched(state, config, step.channel, now)
     run.spent += step.cost
     state.remediation_spend += step.cost
     run.response_deadline = now + (step.response_window or config.response_window)

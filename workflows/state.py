@@ -45,6 +45,19 @@ class LadderRun(BaseModel):
     vip_care: bool = False
 
 
+class WalletOffer(BaseModel):
+    """An offer made to the customer above the line, and what became of it."""
+
+    # Names its engagement (unique in the journey), so it is never sent twice.
+    key: str
+    offer_id: str
+    category: str | None = None
+    why: str
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    redeemed_at: datetime | None = None
+
+
 class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
@@ -63,6 +76,12 @@ class JourneyState(BaseModel):
     marketing_touches: list[datetime] = Field(default_factory=list)
     # The feedback event a VIP is owed a thank-you for.
     thanks_due: str | None = None
+    # Above the line: the offer chosen and not yet sent, the offers made (the wallet),
+    # how many were redeemed, and the purchases the threshold nudge counts.
+    offer_due: WalletOffer | None = None
+    wallet: list[WalletOffer] = Field(default_factory=list)
+    conversions: int = 0
+    recent_purchases: list[tuple[datetime, Decimal]] = Field(default_factory=list)
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 

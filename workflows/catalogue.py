@@ -1,0 +1,98 @@
+"""The offer catalogue, as data.
+
+Each offer is **generative** (it creates behaviour the customer would not have had: a
+first purchase in a new category, a bigger basket) or **dilutive** (a discount on what
+the customer buys anyway).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class OfferKind(StrEnum):
+    GENERATIVE = "generative"
+    DILUTIVE = "dilutive"
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    offer_id: str
+    kind: OfferKind
+    description: str
+    # What it costs the business when issued and redeemed.
+    cost: Decimal
+    channel: str = "email"
+    valid_for: timedelta = timedelta(days=14)
+    # Loyalty points on the purchase that redeems it: this many times the usual.
+    points_multiplier: int = 1
+
+
+CATALOGUE: dict[str, Offer] = {
+    offer.offer_id: offer
+    for offer in (
+        Offer(
+            offer_id="double-points",
+            kind=OfferKind.GENERATIVE,
+            description="double points on a first purchase in a new category",
+            cost=Decimal("1.50"),
+            points_multiplier=2,
+        ),
+        Offer(
+            offer_id="threshold-free-shipping",
+            kind=OfferKind.GENERATIVE,
+            description="free shipping once the basket reaches the threshold",
+            cost=Decimal("1.00"),
+            valid_for=timedelta(days=7),
+        ),
+        Offer(
+            offer_id="pct10",
+            kind=OfferKind.DILUTIVE,
+            description="10% off the next order",
+            cost=Decimal("2.00"),
+        ),
+        Offer(
+            offer_id="free-shipping",
+            kind=OfferKind.DILUTIVE,
+            description="free shipping on the next order",
+            cost=Decimal("6.00"),
+            channel="push",
+        ),
+        Offer(
+            offer_id="pct20",
+            kind=OfferKind.DILUTIVE,
+            description="20% off the next order",
+            cost=Decimal("12.00"),
+            channel="sms",
+        ),
+        Offer(
+            offer_id="exchange-credit",
+            kind=OfferKind.DILUTIVE,
+            description="credit towards an exchange",
+            cost=Decimal("5.00"),
+        ),
+        Offer(
+            offer_id="shipping-refund",
+            kind=OfferKind.DILUTIVE,
+            description="the shipping cost refunded",
+            cost=Decimal("8.00"),
+        ),
+        Offer(
+            offer_id="replacement",
+            kind=OfferKind.DILUTIVE,
+            description="a replacement product",
+            cost=Decimal("40.00"),
+            channel="service",
+        ),
+    )
+}
+
+
+def points_multiplier(offer_id: str) -> int:
+    offer = CATALOGUE.get(offer_id)
+    return offer.points_multiplier if offer else 1
