@@ -31,7 +31,12 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         client,
         task_queue=settings.task_queue,
         workflows=[CustomerJourney],
-        activities=[ledger.record_events, engagements.send_engagement, erasure.erase_customer],
+        activities=[
+            ledger.record_events,
+            engagements.send_engagement,
+            engagements.record_outcomes,
+            erasure.erase_customer,
+        ],
     )
     try:
         async with worker:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import structlog
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 
 from activities.channels import Channels, OutboundMessage
-from activities.store import Engagement, Store, utcnow
-from workflows.contracts import SEND_ENGAGEMENT, EngagementRequest, EngagementResult
+from activities.store import Engagement, Store, WalletEntry, utcnow
+from workflows.catalogue import CATALOGUE
+from workflows.contracts import (
+    RECORD_OUTCOMES,
+    SEND_ENGAGEMENT,
+    EngagementRequest,
+    EngagementResult,
+    RecordOutcomesRequest,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +42,18 @@ class EngagementActivities:
                 )
             engagement = Engagement(**request.model_dump(), sent_at=utcnow())
             session.add(engagement)
+            offer = CATALOGUE.get(request.offer_id) if request.offer_id else None
+            if offer is not None:
+                session.add(
+                    WalletEntry(
+                        customer_id=request.customer_id,
+                        offer_id=offer.offer_id,
+                        kind=offer.kind.value,
+                        engagement_key=request.idempotency_key,
+                        issued_at=engagement.sent_at,
+                        expires_at=engagement.sent_at + offer.valid_for,
+                    )
+                )
             await session.flush()
             await channel.deliver(
                 OutboundMessage(
@@ -58,3 +77,21 @@ class EngagementActivities:
         return EngagementResult(
             engagement_id=engagement.id, sent_at=engagement.sent_at, newly_sent=True
         )
+
+    @activity.defn(name=RECORD_OUTCOMES)
+    async def record_outcomes(self, request: RecordOutcomesRequest) -> None:
+        """File what became of engagements. The first outcome recorded stands, so a
+        retry or a replay changes nothing."""
+        async with self._store.transaction() as session:
+            for outcome in request.outcomes:
+                found = await session.exec(
+                    select(Engagement).where(
+                        Engagement.idempotency_key == outcome.idempotency_key,
+                        col(Engagement.outcome).is_(None),
+                    )
+                )
+                engagement = found.first()
+                if engagement is not None:
+                    engagement.outcome = outcome.outcome
+                    engagement.outcome_at = outcome.at
+                    session.add(engagement)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
-from activities.store import Customer, LedgerEvent, Store, utcnow
+from activities.store import Customer, LedgerEvent, Store, WalletEntry, utcnow
+from workflows.cohorts import cohort_of
 from workflows.contracts import RECORD_EVENTS, RecordEventsRequest, RecordEventsResult
+from workflows.events import CustomerEvent, EventType
 from workflows.profile import Profile, update_profile
+from workflows.rules import median_gap
 
 
 class LedgerActivities:
@@ -50,9 +56,17 @@ class LedgerActivities:
                     )
                 )
                 update_profile(profile, event, now)
+                if event.type == EventType.OFFER_REDEEMED:
+                    await _redeem(session, event.customer_id, event.properties.offer_id, event)
             if new:
                 customer.sqlmodel_update(profile.model_dump(exclude={"purchase_times"}))
                 customer.purchase_times = [t.isoformat() for t in profile.purchase_times]
+                customer.last_purchase_at = max(profile.purchase_times, default=None)
+                gap = median_gap(profile.purchase_times)
+                customer.median_purchase_gap_days = gap / timedelta(days=1) if gap else None
+                if request.cohort_rules is not None:
+                    cohort = cohort_of(profile, request.cohort_rules, now)
+                    customer.cohort = cohort.value if cohort else None
                 customer.updated_at = now
                 session.add(customer)
         fresh = [
@@ -61,3 +75,24 @@ class LedgerActivities:
             if event_id not in known or known[event_id] == request.application_id
         ]
         return RecordEventsResult(fresh_event_ids=fresh)
+
+
+async def _redeem(
+    session: AsyncSession, customer_id: str, offer_id: str, event: CustomerEvent
+) -> None:
+    """Mark the customer's oldest unexpired holding of the offer as redeemed, if any."""
+    held = await session.exec(
+        select(WalletEntry)
+        .where(
+            WalletEntry.customer_id == customer_id,
+            WalletEntry.offer_id == offer_id,
+            col(WalletEntry.redeemed_at).is_(None),
+            WalletEntry.expires_at >= event.occurred_at,
+        )
+        .order_by(col(WalletEntry.issued_at))
+    )
+    entry = held.first()
+    if entry is not None:
+        entry.redeemed_at = event.occurred_at
+        entry.redeemed_by_event = event.event_id
+        session.add(entry)

@@ -85,6 +85,13 @@ class Customer(SQLModel, table=True):
     home_store: str | None = Field(default=None, max_length=128)
     # Existing rows start at 0 when the column arrives (migration 0003).
     loyalty_points: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    location: str | None = Field(default=None, max_length=64)
+    preferred_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    first_purchase_at: datetime | None = _time(default=None)
+    # Derived when events are recorded, for whoever reads the store.
+    last_purchase_at: datetime | None = _time(default=None)
+    median_purchase_gap_days: float | None = None
+    cohort: str | None = Field(default=None, max_length=16)
 
 
 class LedgerEvent(SQLModel, table=True):
@@ -130,6 +137,25 @@ class Engagement(SQLModel, table=True):
     offer_id: str | None = Field(default=None, max_length=64)
     cost: Decimal = _money()
     sent_at: datetime = _time()
+    # Whether it led to a response within its window: responded, no_response, converted.
+    outcome: str | None = Field(default=None, max_length=16)
+    outcome_at: datetime | None = _time(default=None)
+
+
+class WalletEntry(SQLModel, table=True):
+    """An offer the customer holds: issued with an engagement, redeemed by an event."""
+
+    __tablename__ = "wallet_offer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True, max_length=128)
+    offer_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    engagement_key: str = Field(unique=True, max_length=256)
+    issued_at: datetime = _time()
+    expires_at: datetime = _time()
+    redeemed_at: datetime | None = _time(default=None)
+    redeemed_by_event: str | None = Field(default=None, max_length=128)
 
 
 class OutboxMessage(SQLModel, table=True):

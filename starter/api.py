@@ -128,6 +128,7 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 
 async def api_key_source(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     services: ServicesDep,
 ) -> Source:
@@ -136,6 +137,7 @@ async def api_key_source(
         log.info("auth.refused", reason="missing or unknown API key")
         raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
     structlog.contextvars.bind_contextvars(source=source.name)
+    _known_query_only(request)
     return source
 
 
@@ -158,7 +160,19 @@ async def signed_source(
         log.info("auth.refused", reason=err.reason)
         raise _unauthorized(f"webhook signature refused: {err.reason}") from None
     structlog.contextvars.bind_contextvars(source=found.name)
+    _known_query_only(request)
     return found
+
+
+def _known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not take: a misspelt
+    ``customer_returned`` must not pass silently as an ordinary event."""
+    route = request.scope.get("route")
+    known = {param.alias for param in route.dependant.query_params} if route else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        errors = [{"loc": ("query", name), "msg": "unknown query parameter"} for name in unknown]
+        raise ProblemError(invalid(errors, "Invalid request"))
 
 
 ApiKeySource = Annotated[Source, Depends(api_key_source)]

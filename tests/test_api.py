@@ -149,6 +149,18 @@ async def test_bad_input_is_refused_naming_field_and_reason(
     assert await api.receipts("bad-input-customer") == 0
 
 
+async def test_unknown_query_parameters_are_refused(api: Ingest) -> None:
+    who = customer()
+    response = await api.http.post(
+        "/v1/events", json=raw_event(who), params={"customer_retuned": "true"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "query.customer_retuned", "reason": "unknown query parameter"}
+    ]
+    assert await api.receipts(who) == 0
+
+
 async def test_oversized_bodies_get_413_declared_or_streamed(api: Ingest) -> None:
     big = b'{"events": [' + b" " * 2_000_000 + b"]}"
     declared = await api.http.post("/v1/events", content=big)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
+from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
 from starter.temporal import JourneyClosedError, request_erasure
 from tests.journeys import Journeys, days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
@@ -87,9 +87,10 @@ async def test_a_response_at_step_two_stops_the_climb(
     assert view.state.remediations_won == 1
     won = [e.summary for e in view.state.timeline if e.kind == "ladder_won"]
     assert won == ["silence ladder won at step 2 by email_opened; cost $2.05"]
-    assert [e.step_name for e in await engagements(db_url, "opener")] == [
-        "we miss you",
-        "10% offer",
+    # What became of each engagement is filed in the store.
+    assert [(e.step_name, e.outcome) for e in await engagements(db_url, "opener")] == [
+        ("we miss you", "no_response"),
+        ("10% offer", "responded"),
     ]
 
 
@@ -398,6 +399,24 @@ async def test_the_samantha_loop_cross_sells_a_new_category_and_closes_on_redemp
     )
     [sent] = await engagements(db_url, "sam")
     assert (sent.cause, sent.offer_id, sent.channel) == ("above_line", "double-points", "email")
+    assert sent.outcome == "converted"
+    store = Store(db_url)
+    try:
+        async with store.transaction() as session:
+            [entry] = (
+                await session.exec(select(WalletEntry).where(WalletEntry.customer_id == "sam"))
+            ).all()
+            customer = await session.get(Customer, "sam")
+    finally:
+        await store.close()
+    assert (entry.offer_id, entry.kind, entry.redeemed_by_event) == (
+        "double-points",
+        "generative",
+        "s4",
+    )
+    assert customer is not None
+    assert (customer.cohort, customer.loyalty_points) == ("repeat", 450)
+    assert customer.categories == ["dresses", "shoes"]
     [held] = view.state.wallet
     assert (held.offer_id, held.category) == ("double-points", "shoes")
     assert held.redeemed_at is not None

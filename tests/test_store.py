@@ -41,6 +41,9 @@ async def test_recording_folds_events_into_the_profile(store: Store) -> None:
     assert customer.lifetime_value == Decimal("80.01")
     assert customer.loyalty_points == 19 + 80
     assert customer.order_count == 2
+    assert customer.first_purchase_at == T0
+    assert customer.last_purchase_at == T0 + timedelta(days=7)
+    assert customer.median_purchase_gap_days == 7
     assert customer.categories == ["dresses", "shoes"]
     assert customer.last_activity_at == T0 + timedelta(days=8)
 

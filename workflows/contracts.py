@@ -11,12 +11,14 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from workflows.cohorts import CohortRules
 from workflows.events import CustomerEvent
 from workflows.ladders import Cause
 
 RECORD_EVENTS = "record_events"
 SEND_ENGAGEMENT = "send_engagement"
 ERASE_CUSTOMER = "erase_customer"
+RECORD_OUTCOMES = "record_outcomes"
 
 
 class RecordEventsRequest(BaseModel):
@@ -26,6 +28,8 @@ class RecordEventsRequest(BaseModel):
     # earlier batch recorded (other token) is reported as already applied.
     application_id: str
     events: list[CustomerEvent]
+    # To file the customer's cohort in the store as the journey defines it.
+    cohort_rules: CohortRules | None = None
 
 
 class RecordEventsResult(BaseModel):
@@ -66,3 +70,16 @@ class EraseRequest(BaseModel):
 class EraseResult(BaseModel):
     deleted_rows: int
     anonymized_engagements: int
+
+
+class Outcome(BaseModel):
+    """What became of an engagement: ``responded`` or ``no_response`` within its window,
+    or ``converted`` (an offer redeemed)."""
+
+    idempotency_key: str
+    outcome: str
+    at: datetime
+
+
+class RecordOutcomesRequest(BaseModel):
+    outcomes: list[Outcome]

@@ -131,6 +131,8 @@ class ProfileUpdatedProperties(Properties):
         Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")] | None
     ) = None
     home_store: Identifier | None = None
+    location: Label | None = None
+    preferred_channels: Annotated[list[Label], Field(max_length=8)] | None = None
 
 
 class _Envelope(BaseModel):

@@ -26,14 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ERASE_CUSTOMER,
         RECORD_EVENTS,
+        RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
         EngagementRequest,
         EngagementResult,
         EraseRequest,
         EraseResult,
         ErasureRequest,
+        Outcome,
         RecordEventsRequest,
         RecordEventsResult,
+        RecordOutcomesRequest,
     )
     from workflows.events import CustomerEvent, describe_errors, parse_event
     from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
@@ -44,6 +47,7 @@ STATE_QUERY = "state"
 CONTACT_POLICY_PATCH = "contact-policy"
 VIP_CARE_PATCH = "vip-care"
 ABOVE_THE_LINE_PATCH = "above-the-line"
+OUTCOMES_PATCH = "engagement-outcomes"
 ERASE_SIGNAL = "erase"
 
 # The store may be down for a while: keep trying, never drop the batch.
@@ -84,6 +88,7 @@ class CustomerJourney:
         self._features = rules.Features(
             vip_care=workflow.patched(VIP_CARE_PATCH),
             above_the_line=workflow.patched(ABOVE_THE_LINE_PATCH),
+            engagement_outcomes=workflow.patched(OUTCOMES_PATCH),
         )
         state = self._state
         if state.silence_deadline is None:
@@ -197,6 +202,7 @@ class CustomerJourney:
             customer_id=self._state.customer_id,
             application_id=str(workflow.uuid4()),
             events=events,
+            cohort_rules=self._config.cohorts,
         )
         try:
             result = await workflow.execute_activity(
@@ -216,6 +222,8 @@ class CustomerJourney:
     async def _advance(self) -> None:
         state, config = self._state, self._config
         rules.update_cohort(state, config, workflow.now())
+        if state.outcomes_due:
+            await self._file_outcomes()
         if state.thanks_due is not None:
             await self._thank(state.thanks_due)
         if state.offer_due is not None:
@@ -255,6 +263,29 @@ class CustomerJourney:
             state, config, workflow.now(), summary + (f" failed: {failure}" if failure else "")
         )
 
+    async def _file_outcomes(self) -> None:
+        """Tell the store what became of engagements (journeys that began before this
+        existed only forget them)."""
+        due, self._state.outcomes_due = self._state.outcomes_due, []
+        if not self._features.engagement_outcomes:
+            return
+        outcomes = [
+            Outcome(idempotency_key=self._key(o.engagement), outcome=o.outcome, at=o.at)
+            for o in due
+        ]
+        await workflow.execute_activity(
+            RECORD_OUTCOMES,
+            RecordOutcomesRequest(outcomes=outcomes),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LEDGER_RETRY,
+            summary=", ".join(f"{o.engagement}: {o.outcome}" for o in due),
+        )
+
+    def _key(self, engagement: str) -> str:
+        """An engagement's idempotency key: journey, first run, then its own name."""
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{engagement}"
+
     async def _offer(self) -> None:
         state, config = self._state, self._config
         offer = state.offer_due
@@ -277,10 +308,8 @@ class CustomerJourney:
         self, cause: Cause, run_id: str, step_number: int, step: LadderStep, summary: str
     ) -> str | None:
         """Send one engagement, at most once (the key); returns why it failed, if it did."""
-        info = workflow.info()
         request = EngagementRequest(
-            idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/"
-            f"{run_id}/step-{step_number}",
+            idempotency_key=self._key(f"{run_id}/step-{step_number}"),
             customer_id=self._state.customer_id,
             cause=cause,
             ladder_run_id=run_id,

@@ -36,6 +36,9 @@ class Profile(BaseModel):
     consent: dict[str, bool] = Field(default_factory=dict)
     timezone: str | None = None
     home_store: str | None = None
+    location: str | None = None
+    preferred_channels: list[str] = Field(default_factory=list)
+    first_purchase_at: datetime | None = None
     # One point per dollar spent; an offer's multiplier on the purchase that redeems it.
     loyalty_points: int = 0
 
@@ -51,6 +54,8 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
             profile.order_count += 1
             times = sorted({*profile.purchase_times, happened})
             profile.purchase_times = times[-CADENCE_PURCHASES:]
+            if profile.first_purchase_at is None or happened < profile.first_purchase_at:
+                profile.first_purchase_at = happened
             _add_category(profile, event.properties.category)
         case EventType.RETURN:
             profile.lifetime_value = max(
@@ -64,9 +69,8 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
         case EventType.CONSENT_CHANGED:
             profile.consent[event.properties.channel] = event.properties.granted
         case EventType.PROFILE_UPDATED:
-            update = event.properties.model_dump(exclude_none=True)
-            profile.timezone = update.get("timezone", profile.timezone)
-            profile.home_store = update.get("home_store", profile.home_store)
+            for field, value in event.properties.model_dump(exclude_none=True).items():
+                setattr(profile, field, value)
         case _:
             pass
     if event.type in CUSTOMER_INITIATED and (

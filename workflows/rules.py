@@ -19,7 +19,14 @@ from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LADDERS, VIP_CARE_TICKET, VIP_THANK_YOU, Cause, Ladder, LadderStep
 from workflows.profile import CUSTOMER_INITIATED, update_profile
-from workflows.state import JourneyState, LadderRun, LinePosition, TimelineEntry, WalletOffer
+from workflows.state import (
+    JourneyState,
+    LadderRun,
+    LinePosition,
+    OutcomeDue,
+    TimelineEntry,
+    WalletOffer,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class Features:
 
     vip_care: bool = False
     above_the_line: bool = False
+    engagement_outcomes: bool = False
 
 
 @dataclass(frozen=True)
@@ -302,6 +310,7 @@ def _redeem(
         return
     held.redeemed_at = now
     state.conversions += 1
+    _outcome(state, f"{held.key}/step-1", "converted", now)
     target = f" on {held.category}" if held.category else ""
     note(state, config, now, "offer_converted", f"{offer_id}{target} redeemed", event_id=event_id)
 
@@ -334,6 +343,10 @@ def offer_channel(state: JourneyState, config: JourneyConfig, now: datetime) -> 
     return None
 
 
+def _outcome(state: JourneyState, engagement: str, outcome: str, now: datetime) -> None:
+    state.outcomes_due.append(OutcomeDue(engagement=engagement, outcome=outcome, at=now))
+
+
 def _touched(state: JourneyState, config: JourneyConfig, channel: str, now: datetime) -> None:
     """Count a marketing engagement against the cap (service ones are not counted)."""
     if channel not in config.contact.service_channels:
@@ -355,6 +368,8 @@ def _win(
     event: CustomerEvent,
     now: datetime,
 ) -> None:
+    if run.response_deadline is not None:
+        _outcome(state, f"{run.run_id}/step-{run.step + 1}", "responded", now)
     state.ladder = None
     state.line_position = LinePosition.ABOVE
     state.remediations_won += 1
@@ -407,6 +422,7 @@ def step_due(state: JourneyState, config: JourneyConfig, now: datetime) -> Ladde
         if now < run.response_deadline:
             return None
         note(state, config, now, "no_response", f"no response to step {run.step + 1}")
+        _outcome(state, f"{run.run_id}/step-{run.step + 1}", "no_response", now)
         run.step += 1
         run.response_deadline = None
     if run.deferred_until is not None and now < run.deferred_until:

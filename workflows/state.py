@@ -58,6 +58,15 @@ class WalletOffer(BaseModel):
     redeemed_at: datetime | None = None
 
 
+class OutcomeDue(BaseModel):
+    """An engagement's outcome, waiting to be filed in the store."""
+
+    # The engagement's key within the journey: "<ladder run or offer>/step-<n>".
+    engagement: str
+    outcome: str
+    at: datetime
+
+
 class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
@@ -82,6 +91,7 @@ class JourneyState(BaseModel):
     wallet: list[WalletOffer] = Field(default_factory=list)
     conversions: int = 0
     recent_purchases: list[tuple[datetime, Decimal]] = Field(default_factory=list)
+    outcomes_due: list[OutcomeDue] = Field(default_factory=list)
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
