@@ -40,7 +40,9 @@ class EngagementActivities:
                 return EngagementResult(
                     engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False
                 )
-            engagement = Engagement(**request.model_dump(), sent_at=utcnow())
+            engagement = Engagement(
+                **request.model_dump(exclude={"offer_category"}), sent_at=utcnow()
+            )
             session.add(engagement)
             offer = CATALOGUE.get(request.offer_id) if request.offer_id else None
             if offer is not None:
@@ -49,6 +51,7 @@ class EngagementActivities:
                         customer_id=request.customer_id,
                         offer_id=offer.offer_id,
                         kind=offer.kind.value,
+                        category=request.offer_category,
                         engagement_key=request.idempotency_key,
                         issued_at=engagement.sent_at,
                         expires_at=engagement.sent_at + offer.valid_for,

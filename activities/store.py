@@ -151,6 +151,7 @@ class WalletEntry(SQLModel, table=True):
     customer_id: str = Field(index=True, max_length=128)
     offer_id: str = Field(max_length=64)
     kind: str = Field(max_length=16)
+    category: str | None = Field(default=None, max_length=64)
     engagement_key: str = Field(unique=True, max_length=256)
     issued_at: datetime = _time()
     expires_at: datetime = _time()

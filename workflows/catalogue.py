@@ -20,6 +20,9 @@ class OfferKind(StrEnum):
 
 
 class Offer(BaseModel):
+    """An offer as the business defines it. The category it targets is chosen when it
+    is made (double points on *shoes*) and kept with the engagement and the wallet."""
+
     model_config = ConfigDict(frozen=True)
 
     offer_id: str
@@ -31,6 +34,8 @@ class Offer(BaseModel):
     valid_for: timedelta = timedelta(days=14)
     # Loyalty points on the purchase that redeems it: this many times the usual.
     points_multiplier: int = 1
+    # Eligibility: who may be offered it, by lifetime value.
+    min_lifetime_value: Decimal = Decimal(0)
 
 
 CATALOGUE: dict[str, Offer] = {
@@ -42,6 +47,7 @@ CATALOGUE: dict[str, Offer] = {
             description="double points on a first purchase in a new category",
             cost=Decimal("1.50"),
             points_multiplier=2,
+            min_lifetime_value=Decimal("200.00"),
         ),
         Offer(
             offer_id="threshold-free-shipping",

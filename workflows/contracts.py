@@ -46,6 +46,8 @@ class EngagementRequest(BaseModel):
     channel: str
     cost: Decimal
     offer_id: str | None = None
+    # The category the offer targets, when it targets one (double points on shoes).
+    offer_category: str | None = None
 
 
 class EngagementResult(BaseModel):

@@ -298,14 +298,20 @@ class CustomerJourney:
         )
         target = f" on {offer.category}" if offer.category else ""
         summary = f"above the line: {offer.offer_id}{target} by {channel} ({offer.why})"
-        failure = await self._engage(Cause.ABOVE_LINE, offer.key, 1, step, summary)
+        failure = await self._engage(Cause.ABOVE_LINE, offer.key, 1, step, summary, offer.category)
         if failure is not None:
             rules.offer_not_sent(state, config, workflow.now(), failure)
         else:
             rules.offer_sent(state, config, offer, channel, workflow.now())
 
     async def _engage(
-        self, cause: Cause, run_id: str, step_number: int, step: LadderStep, summary: str
+        self,
+        cause: Cause,
+        run_id: str,
+        step_number: int,
+        step: LadderStep,
+        summary: str,
+        offer_category: str | None = None,
     ) -> str | None:
         """Send one engagement, at most once (the key); returns why it failed, if it did."""
         request = EngagementRequest(
@@ -318,6 +324,7 @@ class CustomerJourney:
             channel=step.channel,
             cost=step.cost,
             offer_id=step.offer_id,
+            offer_category=offer_category,
         )
         try:
             await workflow.execute_activity(

@@ -23,7 +23,8 @@ class AboveTheLine(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    # Cross-sell: browsing a category suggests its complement, for customers worth it.
+    # Cross-sell: browsing a category suggests its complement (the offer's own
+    # eligibility says for whom).
     complements: dict[str, str] = Field(
         default_factory=lambda: {
             "dresses": "shoes",
@@ -35,7 +36,6 @@ class AboveTheLine(BaseModel):
             "basics": "accessories",
         }
     )
-    cross_sell_min_value: Decimal = Decimal("200.00")
     # Threshold nudge: spend over the period just under the perk's threshold.
     perk_threshold: Decimal = Decimal("100.00")
     nudge_gap: Decimal = Decimal("20.00")
@@ -63,11 +63,7 @@ def candidates(
     if event.type == EventType.APP_BROWSE and event.properties.category:
         browsed = event.properties.category
         target = rules.complements.get(browsed)
-        if (
-            target
-            and target not in profile.categories
-            and profile.lifetime_value >= rules.cross_sell_min_value
-        ):
+        if target and target not in profile.categories:
             why = f"browsing {browsed}; never bought {target}"
             found.append(Candidate(CATALOGUE["double-points"], target, why))
         if browsed in profile.categories:
@@ -78,7 +74,7 @@ def candidates(
         if Decimal(0) < short <= rules.nudge_gap:
             why = f"spend ${short:.2f} more for free shipping"
             found.append(Candidate(CATALOGUE["threshold-free-shipping"], None, why))
-    return found
+    return [c for c in found if profile.lifetime_value >= c.offer.min_lifetime_value]
 
 
 def choose(found: list[Candidate], rules: AboveTheLine) -> Candidate | None:

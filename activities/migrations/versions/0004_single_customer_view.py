@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=128), nullable=False),
         sa.Column("offer_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=True),
         sa.Column("engagement_key", sa.String(length=256), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
