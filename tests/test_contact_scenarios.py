@@ -105,3 +105,37 @@ async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
     if opened < local:
         opened += timedelta(days=1)
     assert abs(step.at - opened) < timedelta(minutes=1)
+
+
+async def test_an_offer_in_quiet_hours_waits_for_morning(
+    time_skipping_env: WorkflowEnvironment, database_url: str
+) -> None:
+    env = time_skipping_env
+    start = await now(env)
+    # Quiet from an hour ago to two hours from now, UTC: the nudge must wait two hours.
+    local = start.astimezone(ZoneInfo("UTC"))
+    quiet = NEVER_QUIET.model_copy(
+        update={
+            "quiet_start": (local - timedelta(hours=1)).time().replace(microsecond=0),
+            "quiet_end": (local + timedelta(hours=2)).time().replace(second=0, microsecond=0),
+        }
+    )
+    async with journeys(env.client, database_url, config(quiet)) as world:
+        await world.send(event("quin", "purchase", start, amount=85))
+        await sleep_until(env, start + timedelta(minutes=30))
+        held = await world.view("quin")
+        await sleep_until(env, start + timedelta(hours=3))
+        view = await world.view("quin")
+
+    assert held.next_action == "send the threshold-free-shipping offer"
+    assert [e.kind for e in held.state.timeline if e.kind.startswith("offer_")] == [
+        "offer_chosen",
+        "offer_deferred",
+    ]
+    [sent] = [e for e in view.state.timeline if e.kind == "offer_sent"]
+    opened = datetime.combine(local.date(), quiet.quiet_end, tzinfo=ZoneInfo("UTC"))
+    if opened < local:
+        opened += timedelta(days=1)
+    assert abs(sent.at - opened) < timedelta(minutes=1)
+    [nudge] = await engagements(database_url, "quin")
+    assert nudge.offer_id == "threshold-free-shipping"

@@ -331,15 +331,28 @@ def offer_sent(
 
 
 def offer_channel(state: JourneyState, config: JourneyConfig, now: datetime) -> str | None:
-    """Where the chosen offer may go now; None drops it (the contact policy said no)."""
+    """Where the chosen offer may go now, or None: held back until a time (a cap, quiet
+    hours), or dropped (no consented channel)."""
     offer = state.offer_due
-    if offer is None:
+    if offer is None or (offer.deferred_until is not None and now < offer.deferred_until):
         return None
     channel = CATALOGUE[offer.offer_id].channel
     decision = contact.decide(state.profile, config.contact, channel, state.marketing_touches, now)
-    if isinstance(decision, contact.Send):
-        return decision.channel
-    offer_not_sent(state, config, now, decision.reason)
+    match decision:
+        case contact.Send(channel=reachable):
+            return reachable
+        case contact.Defer(until=until, reason=reason):
+            if offer.deferred_until != until:
+                note(
+                    state,
+                    config,
+                    now,
+                    "offer_deferred",
+                    f"{offer.offer_id} waits until {until:%Y-%m-%d %H:%M} UTC: {reason}",
+                )
+            offer.deferred_until = until
+        case contact.Skip(reason=reason):
+            offer_not_sent(state, config, now, reason)
     return None
 
 
@@ -355,7 +368,7 @@ def _touched(state: JourneyState, config: JourneyConfig, channel: str, now: date
 
 
 def offer_not_sent(state: JourneyState, config: JourneyConfig, now: datetime, why: str) -> None:
-    """An above-the-line offer belongs to its moment: held back, it is dropped."""
+    """The chosen offer is dropped: no consented channel, or its channel failed."""
     if state.offer_due is not None:
         note(state, config, now, "offer_dropped", f"{state.offer_due.offer_id}: {why}")
     state.offer_due = None
@@ -532,6 +545,15 @@ def _retire(state: JourneyState, config: JourneyConfig, now: datetime, why: str)
 
 def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
     """When the journey next acts on its own, and what it will do then."""
+    at, action = _next_of_ladder_or_silence(state)
+    held = state.offer_due
+    waits = held.deferred_until if held is not None else None
+    if held is not None and waits is not None and (at is None or waits < at):
+        return waits, f"send the {held.offer_id} offer"
+    return at, action
+
+
+def _next_of_ladder_or_silence(state: JourneyState) -> tuple[datetime | None, str]:
     run = state.ladder
     if run is not None:
         if run.response_deadline is None:

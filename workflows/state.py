@@ -56,6 +56,8 @@ class WalletOffer(BaseModel):
     issued_at: datetime | None = None
     expires_at: datetime | None = None
     redeemed_at: datetime | None = None
+    # Set while the contact policy holds it back (a cap, quiet hours).
+    deferred_until: datetime | None = None
 
 
 class OutcomeDue(BaseModel):
