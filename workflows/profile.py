@@ -61,6 +61,8 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
             profile.lifetime_value = max(
                 Decimal(0), profile.lifetime_value - event.properties.amount
             )
+            # Points earned on what came back go back too.
+            profile.loyalty_points = max(0, profile.loyalty_points - int(event.properties.amount))
         case EventType.OFFER_REDEEMED:
             amount = event.properties.amount or Decimal(0)
             profile.lifetime_value += amount
