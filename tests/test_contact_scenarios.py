@@ -24,6 +24,22 @@ def config(contact: ContactPolicy = NEVER_QUIET, response_window: float = 5) -> 
     )
 
 
+def quiet_around(local: datetime) -> ContactPolicy:
+    """Quiet hours from an hour before ``local`` (a local time) to two hours after it."""
+    return NEVER_QUIET.model_copy(
+        update={
+            "quiet_start": (local - timedelta(hours=1)).time().replace(microsecond=0),
+            "quiet_end": (local + timedelta(hours=2)).time().replace(second=0, microsecond=0),
+        }
+    )
+
+
+def opening(local: datetime, quiet: ContactPolicy) -> datetime:
+    """When the quiet hours around ``local`` end."""
+    opened = datetime.combine(local.date(), quiet.quiet_end, tzinfo=local.tzinfo)
+    return opened if opened >= local else opened + timedelta(days=1)
+
+
 async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
     time_skipping_env: WorkflowEnvironment, database_url: str
 ) -> None:
@@ -84,14 +100,8 @@ async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
     start = await now(env)
     flatline = start + days(30)
     tokyo = "Asia/Tokyo"
-    # Quiet hours from an hour before the flatline (Tokyo time) to two hours after it.
     local = flatline.astimezone(ZoneInfo(tokyo))
-    quiet = NEVER_QUIET.model_copy(
-        update={
-            "quiet_start": (local - timedelta(hours=1)).time().replace(microsecond=0),
-            "quiet_end": (local + timedelta(hours=2)).time().replace(second=0, microsecond=0),
-        }
-    )
+    quiet = quiet_around(local)
     async with journeys(env.client, database_url, config(quiet)) as world:
         await world.send(event("tomo", "purchase", start, amount=300))
         await world.send(event("tomo", "profile_updated", start, timezone=tokyo))
@@ -101,10 +111,7 @@ async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
     [deferred] = [e for e in view.state.timeline if e.kind == "step_deferred"]
     assert f"quiet hours until {quiet.quiet_end:%H:%M} {tokyo}" in deferred.summary
     [step] = [e for e in view.state.timeline if e.kind == "step_sent"]
-    opened = datetime.combine(local.date(), quiet.quiet_end, tzinfo=ZoneInfo(tokyo))
-    if opened < local:
-        opened += timedelta(days=1)
-    assert abs(step.at - opened) < timedelta(minutes=1)
+    assert abs(step.at - opening(local, quiet)) < timedelta(minutes=1)
 
 
 async def test_an_offer_in_quiet_hours_waits_for_morning(
@@ -112,14 +119,8 @@ async def test_an_offer_in_quiet_hours_waits_for_morning(
 ) -> None:
     env = time_skipping_env
     start = await now(env)
-    # Quiet from an hour ago to two hours from now, UTC: the nudge must wait two hours.
     local = start.astimezone(ZoneInfo("UTC"))
-    quiet = NEVER_QUIET.model_copy(
-        update={
-            "quiet_start": (local - timedelta(hours=1)).time().replace(microsecond=0),
-            "quiet_end": (local + timedelta(hours=2)).time().replace(second=0, microsecond=0),
-        }
-    )
+    quiet = quiet_around(local)
     async with journeys(env.client, database_url, config(quiet)) as world:
         await world.send(event("quin", "purchase", start, amount=85))
         await sleep_until(env, start + timedelta(minutes=30))
@@ -133,9 +134,6 @@ async def test_an_offer_in_quiet_hours_waits_for_morning(
         "offer_deferred",
     ]
     [sent] = [e for e in view.state.timeline if e.kind == "offer_sent"]
-    opened = datetime.combine(local.date(), quiet.quiet_end, tzinfo=ZoneInfo("UTC"))
-    if opened < local:
-        opened += timedelta(days=1)
-    assert abs(sent.at - opened) < timedelta(minutes=1)
+    assert abs(sent.at - opening(local, quiet)) < timedelta(minutes=1)
     [nudge] = await engagements(database_url, "quin")
     assert nudge.offer_id == "threshold-free-shipping"

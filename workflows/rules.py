@@ -342,18 +342,26 @@ def offer_channel(state: JourneyState, config: JourneyConfig, now: datetime) -> 
         case contact.Send(channel=reachable):
             return reachable
         case contact.Defer(until=until, reason=reason):
-            if offer.deferred_until != until:
-                note(
-                    state,
-                    config,
-                    now,
-                    "offer_deferred",
-                    f"{offer.offer_id} waits until {until:%Y-%m-%d %H:%M} UTC: {reason}",
-                )
-            offer.deferred_until = until
+            _hold_back(state, config, now, offer, "offer_deferred", offer.offer_id, until, reason)
         case contact.Skip(reason=reason):
             offer_not_sent(state, config, now, reason)
     return None
+
+
+def _hold_back(
+    state: JourneyState,
+    config: JourneyConfig,
+    now: datetime,
+    held: LadderRun | WalletOffer,
+    kind: str,
+    what: str,
+    until: datetime,
+    reason: str,
+) -> None:
+    """The contact policy holds ``held`` back until ``until``; said once in the timeline."""
+    if held.deferred_until != until:
+        note(state, config, now, kind, f"{what} waits until {until:%Y-%m-%d %H:%M} UTC: {reason}")
+    held.deferred_until = until
 
 
 def _outcome(state: JourneyState, engagement: str, outcome: str, now: datetime) -> None:
@@ -467,16 +475,8 @@ def contact_channel(
     )
     match decision:
         case contact.Defer(until=until, reason=reason):
-            if run.deferred_until != until:
-                note(
-                    state,
-                    config,
-                    now,
-                    "step_deferred",
-                    f"step {run.step + 1} of {run.cause.value} ladder waits until "
-                    f"{until:%Y-%m-%d %H:%M} UTC: {reason}",
-                )
-            run.deferred_until = until
+            what = f"step {run.step + 1} of {run.cause.value} ladder"
+            _hold_back(state, config, now, run, "step_deferred", what, until, reason)
         case contact.Skip(reason=reason):
             note(state, config, now, "step_skipped", f"{step_summary(run, step)} skipped: {reason}")
             run.step += 1
