@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import os
 import signal
@@ -13,6 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.credentials import hash_key, new_key
@@ -21,10 +25,29 @@ from starter.devstack import DevServerError, dev_server, with_local_source
 from starter.logging import configure_logging
 from starter.serving import running_api
 from starter.settings import Settings
+from starter.temporal import connect, steer
 from worker import main as worker_main
 from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.details import current_details
+from workflows.journey import (
+    END_LADDER_UPDATE,
+    PAUSE_UPDATE,
+    RESUME_UPDATE,
+    SKIP_STEP_UPDATE,
+    START_LADDER_UPDATE,
+)
+from workflows.ladders import LADDERS
+from workflows.operator import OperatorRequest, StartLadderRequest
+
+# Operator actions: Temporal updates on the journey, refused with a reason when invalid.
+OPERATOR_ACTIONS = {
+    PAUSE_UPDATE: "pause a journey: events still apply, nothing goes out",
+    RESUME_UPDATE: "resume a paused journey",
+    SKIP_STEP_UPDATE: "skip the current ladder step",
+    START_LADDER_UPDATE: "start a ladder (silence, return, complaint, …)",
+    END_LADDER_UPDATE: "end the current ladder",
+}
 
 
 def _property(text: str) -> tuple[str, Any]:
@@ -58,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show a customer's journey (through the API)")
     show.add_argument("customer_id")
     show.add_argument("--json", action="store_true", help="the full state as JSON")
+
+    for action, help in OPERATOR_ACTIONS.items():
+        steer = commands.add_parser(action.replace("_", "-"), help=help)
+        steer.add_argument("customer_id")
+        if action == START_LADDER_UPDATE:
+            steer.add_argument("cause", choices=[cause.value for cause in LADDERS])
+        steer.add_argument("--by", default=getpass.getuser(), help="who asks (default: you)")
+        steer.add_argument("--reason", default="", help="why, for the timeline")
 
     key = commands.add_parser("new-key", help="make an API key for a source, and its hash")
     key.add_argument("source", help="the source's name, e.g. pos or ecommerce")
@@ -128,6 +159,28 @@ async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
     return 0
 
 
+async def _steer(settings: Settings, args: argparse.Namespace) -> int:
+    action = args.command.replace("-", "_")
+    fields = {"by": args.by, "reason": args.reason}
+    request = (
+        StartLadderRequest(cause=args.cause, **fields)
+        if action == START_LADDER_UPDATE
+        else OperatorRequest(**fields)
+    )
+    client = await connect(settings)
+    try:
+        view = await steer(client, args.customer_id, action, request)
+    except WorkflowUpdateFailedError as err:
+        reason = err.cause.message if isinstance(err.cause, ApplicationError) else err
+        print(f"equator: refused: {reason}", file=sys.stderr)
+        return 1
+    except RPCError as err:
+        print(f"equator: no journey for {args.customer_id}: {err.message}", file=sys.stderr)
+        return 1
+    print(current_details(view))
+    return 0
+
+
 def _new_key(source: str) -> int:
     key = new_key()
     print(f"API key for {source} (give it to the source; it is not stored): {key}")
@@ -159,6 +212,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_show(settings, args.customer_id, args.json))
             case "new-key":
                 return _new_key(args.source)
+            case command if command.replace("-", "_") in OPERATOR_ACTIONS:
+                return asyncio.run(_steer(settings, args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("stopped", file=sys.stderr)
     except ApiError as err:
@@ -173,8 +228,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# Commands that hold a Temporal client until they stop.
-_SERVICES = {"run", "worker", "api"}
+# Commands that hold a Temporal client (operator actions talk to Temporal directly).
+_SERVICES = {"run", "worker", "api", *(a.replace("_", "-") for a in OPERATOR_ACTIONS)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

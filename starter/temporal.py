@@ -16,6 +16,7 @@ from workflows.config import JourneyConfig
 from workflows.contracts import ErasureRequest
 from workflows.events import CustomerEvent
 from workflows.journey import ERASE_SIGNAL, EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
+from workflows.operator import OperatorRequest
 from workflows.state import JourneyInput, JourneyView
 
 
@@ -102,6 +103,16 @@ async def _has_ended(handle: WorkflowHandle[Any, Any]) -> bool:
     except RPCError:
         return False
     return description.status != WorkflowExecutionStatus.RUNNING
+
+
+async def steer(
+    client: Client, customer_id: str, action: str, request: OperatorRequest
+) -> JourneyView:
+    """Run an operator update (pause, resume, skip_step, start_ladder, end_ladder) and
+    return the journey as it now stands. A refusal raises WorkflowUpdateFailedError."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    view: JourneyView = await handle.execute_update(action, request, result_type=JourneyView)
+    return view
 
 
 async def journey_view(

@@ -18,6 +18,8 @@ def current_details(view: JourneyView) -> str:
     if state.wallet:
         redeemed = sum(held.redeemed_at is not None for held in state.wallet)
         lines.append(f"- offers made {len(state.wallet)}, redeemed {redeemed}")
+    if state.paused:
+        lines.append(f"- **paused** by {state.paused_by}: nothing goes out until resumed")
     run = state.ladder
     if run is not None:
         lines.append(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -21,8 +21,9 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import details, rules
+    from workflows import details, operator, rules
     from workflows.catalogue import CATALOGUE
+    from workflows.config import JourneyConfig
     from workflows.contracts import (
         ERASE_CUSTOMER,
         RECORD_EVENTS,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.events import CustomerEvent, describe_errors, parse_event
     from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
+    from workflows.operator import OperatorRequest, StartLadderRequest
     from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
 
 EVENT_SIGNAL = "event"
@@ -49,6 +51,11 @@ VIP_CARE_PATCH = "vip-care"
 ABOVE_THE_LINE_PATCH = "above-the-line"
 OUTCOMES_PATCH = "engagement-outcomes"
 ERASE_SIGNAL = "erase"
+PAUSE_UPDATE = "pause"
+RESUME_UPDATE = "resume"
+SKIP_STEP_UPDATE = "skip_step"
+START_LADDER_UPDATE = "start_ladder"
+END_LADDER_UPDATE = "end_ladder"
 
 # The store may be down for a while: keep trying, never drop the batch.
 LEDGER_RETRY = RetryPolicy(
@@ -81,6 +88,10 @@ class CustomerJourney:
         self._features = rules.Features()
         # Set by an erase request: the journey erases the customer's data and ends.
         self._erasure: str | None = None
+        # Set by an operator's update: the main loop looks again.
+        self._steered = False
+        # While an engagement is in flight, the ladder is not to be moved under it.
+        self._sending = False
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
@@ -139,6 +150,64 @@ class CustomerJourney:
         self._received_this_run += 1
         rules.reject(self._state, self._config, workflow.now(), f"unknown signal {name!r}")
 
+    @workflow.update(name=PAUSE_UPDATE)
+    def pause(self, request: OperatorRequest) -> JourneyView:
+        return self._steer(operator.pause, request)
+
+    @pause.validator
+    def _may_pause(self, request: OperatorRequest) -> None:
+        operator.check_pause(self._state)
+
+    @workflow.update(name=RESUME_UPDATE)
+    def resume(self, request: OperatorRequest) -> JourneyView:
+        return self._steer(operator.resume, request)
+
+    @resume.validator
+    def _may_resume(self, request: OperatorRequest) -> None:
+        operator.check_resume(self._state)
+
+    @workflow.update(name=SKIP_STEP_UPDATE)
+    def skip_step(self, request: OperatorRequest) -> JourneyView:
+        return self._steer(operator.skip, request)
+
+    @skip_step.validator
+    def _may_skip_step(self, request: OperatorRequest) -> None:
+        self._not_sending()
+        operator.check_skip(self._state)
+
+    @workflow.update(name=START_LADDER_UPDATE)
+    def start_ladder(self, request: StartLadderRequest) -> JourneyView:
+        operator.start(self._state, self._config, request, workflow.now())
+        self._steered = True
+        return self._view()
+
+    @start_ladder.validator
+    def _may_start_ladder(self, request: StartLadderRequest) -> None:
+        self._not_sending()
+        operator.check_start(self._state, request.cause)
+
+    @workflow.update(name=END_LADDER_UPDATE)
+    def end_ladder(self, request: OperatorRequest) -> JourneyView:
+        return self._steer(operator.end, request)
+
+    @end_ladder.validator
+    def _may_end_ladder(self, request: OperatorRequest) -> None:
+        self._not_sending()
+        operator.check_end(self._state)
+
+    def _not_sending(self) -> None:
+        if self._sending:
+            raise operator.Refused("an engagement is being sent right now; try again")
+
+    def _steer(
+        self,
+        action: Callable[[JourneyState, JourneyConfig, OperatorRequest, datetime], None],
+        request: OperatorRequest,
+    ) -> JourneyView:
+        action(self._state, self._config, request, workflow.now())
+        self._steered = True
+        return self._view()
+
     @workflow.query(name=STATE_QUERY)
     def state(self) -> JourneyView:
         return self._view()
@@ -153,7 +222,14 @@ class CustomerJourney:
         )
 
     async def _wait_for_work(self) -> None:
-        if self._inbox or self._erasure or self._continue_as_new_due():
+        woken = self._steered
+        self._steered = False
+        if woken or self._inbox or self._erasure or self._continue_as_new_due():
+            return
+        if self._state.paused:  # no deadline acts while paused: wait for a reason
+            await workflow.wait_condition(
+                lambda: bool(self._inbox or self._erasure or self._steered)
+            )
             return
         at, action = rules.next_deadline(self._state)
         if at is None:  # never the case once run() has set the silence clock
@@ -163,7 +239,7 @@ class CustomerJourney:
             return
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self._inbox or self._erasure),
+                lambda: bool(self._inbox or self._erasure or self._steered),
                 timeout=remaining,
                 timeout_summary=action,
             )
@@ -224,6 +300,8 @@ class CustomerJourney:
         rules.update_cohort(state, config, workflow.now())
         if state.outcomes_due:
             await self._file_outcomes()
+        if state.paused:
+            return
         if state.thanks_due is not None:
             await self._thank(state.thanks_due)
         if state.offer_due is not None:
@@ -326,6 +404,7 @@ class CustomerJourney:
             offer_id=step.offer_id,
             offer_category=offer_category,
         )
+        self._sending = True
         try:
             await workflow.execute_activity(
                 SEND_ENGAGEMENT,
@@ -337,6 +416,8 @@ class CustomerJourney:
             )
         except ActivityError as err:
             return str(err.cause) if err.cause else str(err)
+        finally:
+            self._sending = False
         return None
 
     async def _erase(self, request_id: str) -> None:

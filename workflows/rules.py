@@ -545,6 +545,8 @@ def _retire(state: JourneyState, config: JourneyConfig, now: datetime, why: str)
 
 def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
     """When the journey next acts on its own, and what it will do then."""
+    if state.paused:
+        return None, f"nothing until resumed (paused by {state.paused_by})"
     at, action = _next_of_ladder_or_silence(state)
     held = state.offer_due
     waits = held.deferred_until if held is not None else None

@@ -73,6 +73,9 @@ class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
     cohort: Cohort | None = None
+    # An operator's pause: events still apply, nothing goes out.
+    paused: bool = False
+    paused_by: str | None = None
     dormant: bool = False
     profile: Profile = Field(default_factory=Profile)
     silence_deadline: datetime | None = None

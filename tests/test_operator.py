@@ -1,0 +1,140 @@
+"""Operator actions as Temporal updates, on the dev server: each one's effect, each
+refusal's reason, and the CLI that sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from starter.temporal import steer
+from tests.journeys import Journeys, engagements, event, journeys
+from tests.servers import dev_server, eventually
+from workflows.journey import (
+    END_LADDER_UPDATE,
+    PAUSE_UPDATE,
+    RESUME_UPDATE,
+    SKIP_STEP_UPDATE,
+    START_LADDER_UPDATE,
+)
+from workflows.ladders import Cause
+from workflows.operator import OperatorRequest, StartLadderRequest
+from workflows.state import JourneyView
+
+ALICE = OperatorRequest(by="alice", reason="checking a complaint by phone")
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with dev_server() as env:
+        yield env
+
+
+@pytest.fixture
+async def world(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Journeys]:
+    async with journeys(env.client, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}") as world:
+        yield world
+
+
+async def started(world: Journeys) -> str:
+    customer = f"op-{uuid.uuid4().hex[:6]}"
+    await world.send(event(customer, "purchase", datetime.now(UTC), amount=40))
+    await eventually(lambda: world.view(customer), lambda v: v.state.events_applied == 1)
+    return customer
+
+
+async def refused(world: Journeys, customer: str, action: str, request: OperatorRequest) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await steer(world.client, customer, action, request)
+    return str(failure.value.cause)
+
+
+async def test_pause_holds_everything_back_until_resumed(world: Journeys) -> None:
+    customer = await started(world)
+    paused = await steer(world.client, customer, PAUSE_UPDATE, ALICE)
+    assert paused.state.paused
+    assert paused.next_action == "nothing until resumed (paused by alice)"
+    assert (
+        paused.state.timeline[-1].summary
+        == "journey paused by alice: checking a complaint by phone"
+    )
+    assert "already paused by alice" in await refused(world, customer, PAUSE_UPDATE, ALICE)
+
+    # A ladder started while paused sends nothing until the journey resumes.
+    start = StartLadderRequest(by="bob", cause=Cause.COMPLAINT)
+    view = await steer(world.client, customer, START_LADDER_UPDATE, start)
+    assert view.state.ladder is not None
+    assert view.state.ladder.cause == Cause.COMPLAINT
+    assert view.state.timeline[-1].summary.endswith("(started by bob); budget $7.00")
+    assert await engagements(world.settings.database_url, customer) == []
+
+    resumed = await steer(world.client, customer, RESUME_UPDATE, OperatorRequest(by="alice"))
+    assert not resumed.state.paused
+    sent = await eventually(
+        lambda: engagements(world.settings.database_url, customer), lambda found: len(found) == 1
+    )
+    assert sent[0].step_name == "apology"
+    assert "not paused" in await refused(world, customer, RESUME_UPDATE, ALICE)
+
+
+async def test_skip_and_end_move_the_ladder_and_refuse_without_one(world: Journeys) -> None:
+    customer = await started(world)
+    for action in (SKIP_STEP_UPDATE, END_LADDER_UPDATE):
+        assert "no ladder is climbing" in await refused(world, customer, action, ALICE)
+    not_a_ladder = StartLadderRequest(by="bob", cause=Cause.VIP_CARE)
+    assert "vip_care is not a ladder" in await refused(
+        world, customer, START_LADDER_UPDATE, not_a_ladder
+    )
+
+    await steer(world.client, customer, PAUSE_UPDATE, ALICE)  # keep the steps still
+    start = StartLadderRequest(by="bob", cause=Cause.SILENCE)
+    await steer(world.client, customer, START_LADDER_UPDATE, start)
+    assert "end it first" in await refused(world, customer, START_LADDER_UPDATE, start)
+    skipped = await steer(world.client, customer, SKIP_STEP_UPDATE, ALICE)
+    assert skipped.state.ladder is not None
+    assert skipped.state.ladder.step == 1
+    assert skipped.state.timeline[-1].summary.startswith(
+        "step 1 of 4 of silence ladder skipped by alice"
+    )
+    ended = await steer(world.client, customer, END_LADDER_UPDATE, ALICE)
+    assert ended.state.ladder is None
+    assert ended.state.line_position == "equator"
+    assert [e.kind for e in ended.state.timeline][-3:] == [
+        "ladder_started",
+        "step_skipped",
+        "ladder_ended",
+    ]
+
+
+async def test_the_cli_pauses_and_explains_a_refusal(
+    world: Journeys, env: WorkflowEnvironment
+) -> None:
+    customer = await started(world)
+    target = env.client.service_client.config.target_host
+
+    async def equator(*args: str) -> tuple[int, str, str]:
+        environment = {**os.environ, "EQUATOR_TEMPORAL_ADDRESS": target}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "starter.cli", *args,
+            env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, _ = await equator("pause", customer, "--by", "carol", "--reason", "fraud check")
+    assert code == 0
+    assert "**paused** by carol" in out
+    code, _, err = await equator("pause", customer, "--by", "carol")
+    assert code == 1
+    assert "refused: already paused by carol" in err
+    view: JourneyView = await world.view(customer)
+    assert view.state.paused_by == "carol"
