@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.devstack import installed_binary
 from starter.settings import Settings
-from starter.temporal import journey_view, send_event
+from starter.temporal import journey_view, register_search_attributes, send_event
 from worker import running_worker
 from workflows.events import CustomerEvent, make_event
 
@@ -40,6 +40,7 @@ async def bench(customers: int, events_each: int) -> None:
             database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
         )
         async with env, running_worker(env.client, settings):
+            await register_search_attributes(env.client)
             ids = [f"bench-{n}" for n in range(customers)]
             now = datetime.now(UTC)
             events = [

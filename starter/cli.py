@@ -25,7 +25,7 @@ from starter.devstack import DevServerError, dev_server, with_local_source
 from starter.logging import configure_logging
 from starter.serving import running_api
 from starter.settings import Settings
-from starter.temporal import connect, steer
+from starter.temporal import connect, register_search_attributes, steer
 from worker import main as worker_main
 from worker import running_worker
 from workflows.config import JourneyConfig
@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
             steer.add_argument("cause", choices=[cause.value for cause in LADDERS])
         steer.add_argument("--by", default=getpass.getuser(), help="who asks (default: you)")
         steer.add_argument("--reason", default="", help="why, for the timeline")
+
+    temporal = commands.add_parser("temporal", help="prepare a Temporal namespace")
+    temporal.add_argument("action", choices=["setup"], help="setup: register search attributes")
 
     key = commands.add_parser("new-key", help="make an API key for a source, and its hash")
     key.add_argument("source", help="the source's name, e.g. pos or ecommerce")
@@ -159,6 +162,14 @@ async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
     return 0
 
 
+async def _setup(settings: Settings) -> int:
+    client = await connect(settings)
+    added = await register_search_attributes(client)
+    namespace = settings.temporal_namespace
+    print(f"search attributes in {namespace}: " + (", ".join(added) or "all already there"))
+    return 0
+
+
 async def _steer(settings: Settings, args: argparse.Namespace) -> int:
     action = args.command.replace("-", "_")
     fields = {"by": args.by, "reason": args.reason}
@@ -212,6 +223,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_show(settings, args.customer_id, args.json))
             case "new-key":
                 return _new_key(args.source)
+            case "temporal":
+                return asyncio.run(_setup(settings))
             case command if command.replace("-", "_") in OPERATOR_ACTIONS:
                 return asyncio.run(_steer(settings, args))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -229,7 +242,13 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # Commands that hold a Temporal client (operator actions talk to Temporal directly).
-_SERVICES = {"run", "worker", "api", *(a.replace("_", "-") for a in OPERATOR_ACTIONS)}
+_SERVICES = {
+    "run",
+    "worker",
+    "api",
+    "temporal",
+    *(action.replace("_", "-") for action in OPERATOR_ACTIONS),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from starter.client import local_key_path
 from starter.credentials import Source, hash_key, new_key
 from starter.settings import Settings
-from starter.temporal import connect
+from starter.temporal import connect, register_search_attributes
 
 LOCAL_SOURCE = "local"
 WEBHOOK_SECRET_FILE = "webhook-secret"
@@ -84,6 +84,7 @@ async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> Async
                 client = await _wait_until_serving(process, settings)
         except TimeoutError:
             raise DevServerError(f"no answer from the dev server in {startup_seconds}s") from None
+        await register_search_attributes(client)
         yield client
     finally:
         if process.returncode is None:

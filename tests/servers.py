@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter.devstack import DevServerError, installed_binary
+from starter.temporal import register_search_attributes
 
 T = TypeVar("T")
 
@@ -33,6 +34,7 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
     )
     async with env:
+        await register_search_attributes(env.client)
         yield env
 
 
@@ -51,6 +53,7 @@ async def dev_server(
         port=port,
     )
     async with env:
+        await register_search_attributes(env.client)
         yield env
 
 

@@ -138,3 +138,6 @@ async def test_the_cli_pauses_and_explains_a_refusal(
     assert "refused: already paused by carol" in err
     view: JourneyView = await world.view(customer)
     assert view.state.paused_by == "carol"
+    # The search attributes this server got at start-up are all there already.
+    code, out, _ = await equator("temporal", "setup")
+    assert (code, out.strip()) == (0, "search attributes in default: all already there")

@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import details, operator, rules
+    from workflows import details, operator, rules, search
     from workflows.catalogue import CATALOGUE
     from workflows.config import JourneyConfig
     from workflows.contracts import (
@@ -50,6 +50,7 @@ CONTACT_POLICY_PATCH = "contact-policy"
 VIP_CARE_PATCH = "vip-care"
 ABOVE_THE_LINE_PATCH = "above-the-line"
 OUTCOMES_PATCH = "engagement-outcomes"
+SEARCH_ATTRIBUTES_PATCH = "search-attributes"
 ERASE_SIGNAL = "erase"
 PAUSE_UPDATE = "pause"
 RESUME_UPDATE = "resume"
@@ -92,6 +93,8 @@ class CustomerJourney:
         self._steered = False
         # While an engagement is in flight, the ladder is not to be moved under it.
         self._sending = False
+        # The search attributes as last upserted (a new run starts from none).
+        self._indexed: dict[str, Any] = {}
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
@@ -113,6 +116,7 @@ class CustomerJourney:
                 await self._apply_inbox()
             await self._advance()
             workflow.set_current_details(details.current_details(self._view()))
+            self._index()
             if self._continue_as_new_due():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -440,6 +444,17 @@ class CustomerJourney:
         self._state = JourneyState(customer_id=self._state.customer_id)
         rules.note(self._state, self._config, workflow.now(), "erased", f"request {request_id}")
         workflow.set_current_details(f"Erased (request {request_id}); this journey has ended.")
+
+    def _index(self) -> None:
+        """Upsert the search attributes that changed (journeys that began before they
+        existed do not index themselves)."""
+        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        now = search.values(self._state)
+        changed = {name: value for name, value in now.items() if self._indexed.get(name) != value}
+        if changed:
+            workflow.upsert_search_attributes(search.updates(changed))
+            self._indexed = now
 
     def _continue_as_new_due(self) -> bool:
         return (

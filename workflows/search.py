@@ -1,0 +1,56 @@
+"""Search attributes: what ops filter journeys by in the Temporal UI and list queries,
+kept current by the journey. Ids and standing only, never personal data.
+
+The dev server's SQLite visibility allows at most 3 Int, 3 Double and 3 Datetime custom
+attributes; these use one of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+
+from workflows.state import JourneyState
+
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+TIER = SearchAttributeKey.for_keyword("Tier")
+LINE_POSITION = SearchAttributeKey.for_keyword("LinePosition")
+LADDER = SearchAttributeKey.for_keyword("Ladder")
+LADDER_STEP = SearchAttributeKey.for_int("LadderStep")
+LAST_EVENT_AT = SearchAttributeKey.for_datetime("LastEventAt")
+LIFETIME_VALUE = SearchAttributeKey.for_float("LifetimeValue")
+
+KEYS: tuple[SearchAttributeKey[Any], ...] = (
+    CUSTOMER_ID,
+    TIER,
+    LINE_POSITION,
+    LADDER,
+    LADDER_STEP,
+    LAST_EVENT_AT,
+    LIFETIME_VALUE,
+)
+_BY_NAME = {key.name: key for key in KEYS}
+
+
+def values(state: JourneyState) -> dict[str, Any]:
+    """The journey's search attributes as its state stands ("none" where nothing is;
+    None leaves the attribute unset)."""
+    run = state.ladder
+    return {
+        CUSTOMER_ID.name: state.customer_id,
+        TIER.name: state.cohort.value if state.cohort else "none",
+        LINE_POSITION.name: state.line_position.value,
+        LADDER.name: run.cause.value if run else "none",
+        LADDER_STEP.name: run.step + 1 if run else 0,
+        LAST_EVENT_AT.name: state.profile.last_activity_at,
+        LIFETIME_VALUE.name: float(state.profile.lifetime_value),
+    }
+
+
+def updates(changed: Mapping[str, Any]) -> list[SearchAttributeUpdate[Any]]:
+    return [
+        _BY_NAME[name].value_set(value) if value is not None else _BY_NAME[name].value_unset()
+        for name, value in changed.items()
+    ]
