@@ -11,11 +11,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
 
 from starter.client import local_key_path
 from starter.credentials import Source, hash_key, new_key
 from starter.settings import Settings
-from starter.temporal import connect, register_search_attributes
+from starter.temporal import connect
+from workflows import search
 
 LOCAL_SOURCE = "local"
 WEBHOOK_SECRET_FILE = "webhook-secret"
@@ -56,8 +58,23 @@ def _kept_secret(path: Path, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
+# How the temporal CLI names search attribute types.
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DOUBLE: "Double",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
 def _command(settings: Settings) -> list[str]:
     host, _, port = settings.temporal_address.rpartition(":")
+    # Registered as the server starts, so that the first journey can index itself.
+    attributes = [
+        arg
+        for key in search.KEYS
+        for arg in ("--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}")
+    ]
     return [
         installed_binary("temporal"), "server", "start-dev",
         "--ip", host or "127.0.0.1",
@@ -66,6 +83,7 @@ def _command(settings: Settings) -> list[str]:
         "--namespace", settings.temporal_namespace,
         "--db-filename", str(Path(settings.data_dir) / "temporal.db"),
         "--log-level", "warn",
+        *attributes,
     ]  # fmt: skip
 
 
@@ -84,7 +102,6 @@ async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> Async
                 client = await _wait_until_serving(process, settings)
         except TimeoutError:
             raise DevServerError(f"no answer from the dev server in {startup_seconds}s") from None
-        await register_search_attributes(client)
         yield client
     finally:
         if process.returncode is None:

@@ -13,11 +13,26 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
-from tests.servers import time_skipping_server
+from tests.journeys import Journeys, journeys
+from tests.servers import dev_server, time_skipping_server
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "EQUATOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server (in memory, search attributes registered) shared by a module."""
+    async with dev_server() as env:
+        yield env
+
+
+@pytest.fixture
+async def dev_world(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Journeys]:
+    """A worker on its own task queue against the module's dev server, on SQLite."""
+    async with journeys(dev_env.client, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}") as world:
+        yield world
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.devstack import DevServerError, installed_binary
 from starter.temporal import register_search_attributes
+from workflows import search
 
 T = TypeVar("T")
 
@@ -51,9 +52,10 @@ async def dev_server(
         dev_server_extra_args=extra_args,
         data_converter=pydantic_data_converter,
         port=port,
+        # Registered as the server starts, so that the first journey can index itself.
+        search_attributes=search.KEYS,
     )
     async with env:
-        await register_search_attributes(env.client)
         yield env
 
 

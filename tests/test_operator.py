@@ -7,17 +7,15 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.temporal import steer
-from tests.journeys import Journeys, engagements, event, journeys
-from tests.servers import dev_server, eventually
+from tests.journeys import Journeys, engagements, event
+from tests.servers import eventually
 from workflows.journey import (
     END_LADDER_UPDATE,
     PAUSE_UPDATE,
@@ -32,79 +30,68 @@ from workflows.state import JourneyView
 ALICE = OperatorRequest(by="alice", reason="checking a complaint by phone")
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with dev_server() as env:
-        yield env
-
-
-@pytest.fixture
-async def world(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Journeys]:
-    async with journeys(env.client, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}") as world:
-        yield world
-
-
-async def started(world: Journeys) -> str:
+async def started(dev_world: Journeys) -> str:
     customer = f"op-{uuid.uuid4().hex[:6]}"
-    await world.send(event(customer, "purchase", datetime.now(UTC), amount=40))
-    await eventually(lambda: world.view(customer), lambda v: v.state.events_applied == 1)
+    await dev_world.send(event(customer, "purchase", datetime.now(UTC), amount=40))
+    await eventually(lambda: dev_world.view(customer), lambda v: v.state.events_applied == 1)
     return customer
 
 
-async def refused(world: Journeys, customer: str, action: str, request: OperatorRequest) -> str:
+async def refused(dev_world: Journeys, customer: str, action: str, request: OperatorRequest) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as failure:
-        await steer(world.client, customer, action, request)
+        await steer(dev_world.client, customer, action, request)
     return str(failure.value.cause)
 
 
-async def test_pause_holds_everything_back_until_resumed(world: Journeys) -> None:
-    customer = await started(world)
-    paused = await steer(world.client, customer, PAUSE_UPDATE, ALICE)
+async def test_pause_holds_everything_back_until_resumed(dev_world: Journeys) -> None:
+    customer = await started(dev_world)
+    paused = await steer(dev_world.client, customer, PAUSE_UPDATE, ALICE)
     assert paused.state.paused
     assert paused.next_action == "nothing until resumed (paused by alice)"
     assert (
         paused.state.timeline[-1].summary
         == "journey paused by alice: checking a complaint by phone"
     )
-    assert "already paused by alice" in await refused(world, customer, PAUSE_UPDATE, ALICE)
+    assert "already paused by alice" in await refused(dev_world, customer, PAUSE_UPDATE, ALICE)
 
     # A ladder started while paused sends nothing until the journey resumes.
     start = StartLadderRequest(by="bob", cause=Cause.COMPLAINT)
-    view = await steer(world.client, customer, START_LADDER_UPDATE, start)
+    view = await steer(dev_world.client, customer, START_LADDER_UPDATE, start)
     assert view.state.ladder is not None
     assert view.state.ladder.cause == Cause.COMPLAINT
     assert view.state.timeline[-1].summary.endswith("(started by bob); budget $7.00")
-    assert await engagements(world.settings.database_url, customer) == []
+    assert await engagements(dev_world.settings.database_url, customer) == []
 
-    resumed = await steer(world.client, customer, RESUME_UPDATE, OperatorRequest(by="alice"))
+    resumed = await steer(dev_world.client, customer, RESUME_UPDATE, OperatorRequest(by="alice"))
     assert not resumed.state.paused
     sent = await eventually(
-        lambda: engagements(world.settings.database_url, customer), lambda found: len(found) == 1
+        lambda: engagements(dev_world.settings.database_url, customer),
+        lambda found: len(found) == 1,
     )
     assert sent[0].step_name == "apology"
-    assert "not paused" in await refused(world, customer, RESUME_UPDATE, ALICE)
+    assert "not paused" in await refused(dev_world, customer, RESUME_UPDATE, ALICE)
 
 
-async def test_skip_and_end_move_the_ladder_and_refuse_without_one(world: Journeys) -> None:
-    customer = await started(world)
+async def test_skip_and_end_move_the_ladder_and_refuse_without_one(dev_world: Journeys) -> None:
+    customer = await started(dev_world)
     for action in (SKIP_STEP_UPDATE, END_LADDER_UPDATE):
-        assert "no ladder is climbing" in await refused(world, customer, action, ALICE)
+        assert "no ladder is climbing" in await refused(dev_world, customer, action, ALICE)
     not_a_ladder = StartLadderRequest(by="bob", cause=Cause.VIP_CARE)
     assert "vip_care is not a ladder" in await refused(
-        world, customer, START_LADDER_UPDATE, not_a_ladder
+        dev_world, customer, START_LADDER_UPDATE, not_a_ladder
     )
 
-    await steer(world.client, customer, PAUSE_UPDATE, ALICE)  # keep the steps still
+    await steer(dev_world.client, customer, PAUSE_UPDATE, ALICE)  # keep the steps still
     start = StartLadderRequest(by="bob", cause=Cause.SILENCE)
-    await steer(world.client, customer, START_LADDER_UPDATE, start)
-    assert "end it first" in await refused(world, customer, START_LADDER_UPDATE, start)
-    skipped = await steer(world.client, customer, SKIP_STEP_UPDATE, ALICE)
+    await steer(dev_world.client, customer, START_LADDER_UPDATE, start)
+    assert "end it first" in await refused(dev_world, customer, START_LADDER_UPDATE, start)
+    skipped = await steer(dev_world.client, customer, SKIP_STEP_UPDATE, ALICE)
     assert skipped.state.ladder is not None
     assert skipped.state.ladder.step == 1
     assert skipped.state.timeline[-1].summary.startswith(
         "step 1 of 4 of silence ladder skipped by alice"
     )
-    ended = await steer(world.client, customer, END_LADDER_UPDATE, ALICE)
+    ended = await steer(dev_world.client, customer, END_LADDER_UPDATE, ALICE)
     assert ended.state.ladder is None
     assert ended.state.line_position == "equator"
     assert [e.kind for e in ended.state.timeline][-3:] == [
@@ -115,10 +102,10 @@ async def test_skip_and_end_move_the_ladder_and_refuse_without_one(world: Journe
 
 
 async def test_the_cli_pauses_and_explains_a_refusal(
-    world: Journeys, env: WorkflowEnvironment
+    dev_world: Journeys, dev_env: WorkflowEnvironment
 ) -> None:
-    customer = await started(world)
-    target = env.client.service_client.config.target_host
+    customer = await started(dev_world)
+    target = dev_env.client.service_client.config.target_host
 
     async def equator(*args: str) -> tuple[int, str, str]:
         environment = {**os.environ, "EQUATOR_TEMPORAL_ADDRESS": target}
@@ -136,7 +123,7 @@ async def test_the_cli_pauses_and_explains_a_refusal(
     code, _, err = await equator("pause", customer, "--by", "carol")
     assert code == 1
     assert "refused: already paused by carol" in err
-    view: JourneyView = await world.view(customer)
+    view: JourneyView = await dev_world.view(customer)
     assert view.state.paused_by == "carol"
     # The search attributes this server got at start-up are all there already.
     code, out, _ = await equator("temporal", "setup")
