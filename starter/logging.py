@@ -1,4 +1,7 @@
-"""structlog configuration, in one place: JSON when not on a terminal, readable when on one."""
+"""structlog configuration, in one place: JSON when not on a terminal, readable when on one.
+
+Every line carries what the context knows: the request's source, customer and event id
+(bound by the ingest API), and inside activities the journey's workflow and run ids."""
 
 from __future__ import annotations
 
@@ -6,6 +9,20 @@ import logging
 import sys
 
 import structlog
+from temporalio import activity
+
+
+def add_temporal_ids(
+    logger: object, method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Inside an activity, say which journey run it works for and what it is."""
+    if activity.in_activity():
+        info = activity.info()
+        event_dict.setdefault("workflow_id", info.workflow_id)
+        event_dict.setdefault("run_id", info.workflow_run_id)
+        event_dict.setdefault("activity", info.activity_type)
+        event_dict.setdefault("attempt", info.attempt)
+    return event_dict
 
 
 def configure_logging(level: int = logging.INFO, json: bool | None = None) -> None:
@@ -18,6 +35,7 @@ def configure_logging(level: int = logging.INFO, json: bool | None = None) -> No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_temporal_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,

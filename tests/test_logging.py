@@ -1,0 +1,43 @@
+"""Log lines carry the ids that find their journey, and only ids."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from structlog.testing import capture_logs
+from temporalio.testing import ActivityEnvironment
+
+from activities.channels import Channels, OutboxChannel
+from activities.engagements import EngagementActivities
+from activities.store import Store
+from starter.logging import add_temporal_ids
+from workflows.contracts import EngagementRequest
+from workflows.ladders import Cause
+
+
+def test_outside_an_activity_nothing_is_added() -> None:
+    assert add_temporal_ids(None, "info", {"event": "x"}) == {"event": "x"}
+
+
+async def test_activity_lines_carry_customer_workflow_and_run_ids(store: Store) -> None:
+    with capture_logs(processors=[add_temporal_ids]) as lines:
+        activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+        request = EngagementRequest(
+            idempotency_key="customer-kim/run/silence-1/step-1",
+            customer_id="kim",
+            cause=Cause.SILENCE,
+            ladder_run_id="silence-1",
+            step=1,
+            step_name="we miss you",
+            channel="email",
+            cost=Decimal("0.05"),
+        )
+        await ActivityEnvironment().run(activities.send_engagement, request)
+    [sent] = [line for line in lines if line["event"] == "engagement.sent"]
+    assert sent["customer_id"] == "kim"
+    # ActivityEnvironment's ids, as a worker would give the journey's.
+    assert (sent["workflow_id"], sent["run_id"], sent["activity"]) == (
+        "test",
+        "test-run",
+        "unknown",
+    )
