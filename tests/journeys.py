@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel import select
@@ -19,8 +20,10 @@ from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from worker import running_worker
 from workflows.config import JourneyConfig
+from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
 from workflows.journey import journey_id
+from workflows.ladders import Cause
 from workflows.state import JourneyView
 
 
@@ -28,6 +31,22 @@ def event(
     customer_id: str, type: str, at: datetime, event_id: str | None = None, **properties: Any
 ) -> CustomerEvent:
     return make_event(event_id or f"ev-{uuid.uuid4().hex[:12]}", customer_id, type, at, properties)
+
+
+def engagement_request(
+    key: str = "customer-c3/run/silence-1/step-1", customer_id: str = "c3"
+) -> EngagementRequest:
+    """The first step of a silence ladder, as a journey asks for it."""
+    return EngagementRequest(
+        idempotency_key=key,
+        customer_id=customer_id,
+        cause=Cause.SILENCE,
+        ladder_run_id="silence-1",
+        step=1,
+        step_name="we miss you",
+        channel="email",
+        cost=Decimal("0.05"),
+    )
 
 
 class Journeys:

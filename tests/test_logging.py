@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from structlog.testing import capture_logs
 from temporalio.testing import ActivityEnvironment
 
@@ -11,8 +9,7 @@ from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.store import Store
 from starter.logging import add_temporal_ids
-from workflows.contracts import EngagementRequest
-from workflows.ladders import Cause
+from tests.journeys import engagement_request
 
 
 def test_outside_an_activity_nothing_is_added() -> None:
@@ -22,16 +19,7 @@ def test_outside_an_activity_nothing_is_added() -> None:
 async def test_activity_lines_carry_customer_workflow_and_run_ids(store: Store) -> None:
     with capture_logs(processors=[add_temporal_ids]) as lines:
         activities = EngagementActivities(store, Channels(default=OutboxChannel()))
-        request = EngagementRequest(
-            idempotency_key="customer-kim/run/silence-1/step-1",
-            customer_id="kim",
-            cause=Cause.SILENCE,
-            ladder_run_id="silence-1",
-            step=1,
-            step_name="we miss you",
-            channel="email",
-            cost=Decimal("0.05"),
-        )
+        request = engagement_request("customer-kim/run/silence-1/step-1", "kim")
         await ActivityEnvironment().run(activities.send_engagement, request)
     [sent] = [line for line in lines if line["event"] == "engagement.sent"]
     assert sent["customer_id"] == "kim"

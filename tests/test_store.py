@@ -12,9 +12,8 @@ from activities.channels import Channels, OutboxChannel, UnknownChannel
 from activities.engagements import EngagementActivities
 from activities.ledger import LedgerActivities
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
-from tests.journeys import event
-from workflows.contracts import EngagementRequest, RecordEventsRequest
-from workflows.ladders import Cause
+from tests.journeys import engagement_request, event
+from workflows.contracts import RecordEventsRequest
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -99,19 +98,6 @@ async def test_event_ids_are_unique_per_customer_not_globally(store: Store) -> N
         )
         assert result.fresh_event_ids == ["order-1001"]
     assert await count(store, LedgerEvent) == 2
-
-
-def engagement_request(key: str = "customer-c3/run/silence-1/step-1") -> EngagementRequest:
-    return EngagementRequest(
-        idempotency_key=key,
-        customer_id="c3",
-        cause=Cause.SILENCE,
-        ladder_run_id="silence-1",
-        step=1,
-        step_name="we miss you",
-        channel="email",
-        cost=Decimal("0.05"),
-    )
 
 
 async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> None:
