@@ -15,21 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 from starter.credentials import new_key
 from tests.conftest import postgres_database
 from tests.ingest import Ingest, ingest_api, raw_event, settings_for
-from tests.servers import dev_server, eventually
+from tests.servers import eventually
 from worker import running_worker
 from workflows.journey import journey_id
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with dev_server() as env:
-        yield env
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 async def api(
     request: pytest.FixtureRequest,
-    env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Ingest]:
     async with AsyncExitStack() as stack:
@@ -38,8 +32,8 @@ async def api(
         else:
             url = await stack.enter_async_context(postgres_database())
         key = new_key()
-        settings = settings_for(env.client.service_client.config.target_host, url, key)
-        await stack.enter_async_context(running_worker(env.client, settings))
+        settings = settings_for(dev_env.client.service_client.config.target_host, url, key)
+        await stack.enter_async_context(running_worker(dev_env.client, settings))
         yield await stack.enter_async_context(ingest_api(settings, key))
 
 
@@ -317,11 +311,11 @@ async def test_the_journey_of_an_unknown_customer_is_404(api: Ingest) -> None:
 
 
 async def test_an_event_for_an_ended_journey_is_a_conflict(
-    api: Ingest, env: WorkflowEnvironment
+    api: Ingest, dev_env: WorkflowEnvironment
 ) -> None:
     who = customer()
     await api.post("/v1/events", raw_event(who))
-    await env.client.get_workflow_handle(journey_id(who)).terminate("erased")
+    await dev_env.client.get_workflow_handle(journey_id(who)).terminate("erased")
     response = await api.post("/v1/events", raw_event(who))
     assert response.status_code == 409
     assert "has ended" in response.json()["detail"]

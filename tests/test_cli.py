@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,35 +13,25 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.credentials import Source, hash_key, source_for_key
 from tests.ingest import Ingest, ingest_api, settings_for
-from tests.servers import dev_server, free_port
+from tests.servers import equator as run_equator
+from tests.servers import free_port
 from worker import running_worker
 from workflows.journey import journey_id
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with dev_server() as env:
-        yield env
-
-
 @pytest.fixture
-async def api(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Ingest]:
+async def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Ingest]:
     key = "eqk_cli-test-key"
     database = f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
-    settings = settings_for(env.client.service_client.config.target_host, database, key)
-    async with running_worker(env.client, settings), ingest_api(settings, key) as api:
+    settings = settings_for(dev_env.client.service_client.config.target_host, database, key)
+    async with running_worker(dev_env.client, settings), ingest_api(settings, key) as api:
         yield api
 
 
 async def equator(api_url: str, *args: str, key: str = "eqk_cli-test-key") -> tuple[int, str, str]:
-    environment = {**os.environ, "EQUATOR_API_URL": api_url, "EQUATOR_API_KEY": key}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starter.cli", *args,
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """The CLI, pointed at the test's API with the test's key."""
+    environment = {"EQUATOR_API_URL": api_url, "EQUATOR_API_KEY": key}
+    return await run_equator(*args, environment=environment)
 
 
 def customer() -> str:
@@ -93,11 +81,11 @@ async def test_refusals_are_explained_with_their_fields(api: Ingest) -> None:
 
 
 async def test_a_closed_journey_is_not_restarted_blank(
-    api: Ingest, env: WorkflowEnvironment
+    api: Ingest, dev_env: WorkflowEnvironment
 ) -> None:
     who = customer()
     assert (await equator(api.url, "send", who, "app_browse"))[0] == 0
-    await env.client.get_workflow_handle(journey_id(who)).terminate("operator")
+    await dev_env.client.get_workflow_handle(journey_id(who)).terminate("operator")
 
     code, _, err = await equator(api.url, "send", who, "purchase", "amount=5")
     assert code == 1

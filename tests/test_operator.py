@@ -3,9 +3,6 @@ refusal's reason, and the CLI that sends them."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -15,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.temporal import steer
 from tests.journeys import Journeys, engagements, event
+from tests.servers import equator as run_equator
 from tests.servers import eventually
 from workflows.journey import (
     END_LADDER_UPDATE,
@@ -108,14 +106,7 @@ async def test_the_cli_pauses_and_explains_a_refusal(
     target = dev_env.client.service_client.config.target_host
 
     async def equator(*args: str) -> tuple[int, str, str]:
-        environment = {**os.environ, "EQUATOR_TEMPORAL_ADDRESS": target}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.cli", *args,
-            env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await run_equator(*args, environment={"EQUATOR_TEMPORAL_ADDRESS": target})
 
     code, out, _ = await equator("pause", customer, "--by", "carol", "--reason", "fraud check")
     assert code == 0

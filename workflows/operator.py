@@ -65,7 +65,6 @@ def pause(
     state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
 ) -> None:
     """Nothing goes out while paused (steps, offers, thank-yous); events still apply."""
-    state.paused = True
     state.paused_by = request.by
     note(state, config, now, "paused", "journey paused" + _said(request))
 
@@ -73,7 +72,6 @@ def pause(
 def resume(
     state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
 ) -> None:
-    state.paused = False
     state.paused_by = None
     note(state, config, now, "resumed", "journey resumed" + _said(request))
 

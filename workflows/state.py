@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
@@ -73,8 +73,7 @@ class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
     cohort: Cohort | None = None
-    # An operator's pause: events still apply, nothing goes out.
-    paused: bool = False
+    # Who paused the journey, if anyone: events still apply, nothing goes out.
     paused_by: str | None = None
     dormant: bool = False
     profile: Profile = Field(default_factory=Profile)
@@ -99,6 +98,11 @@ class JourneyState(BaseModel):
     outcomes_due: list[OutcomeDue] = Field(default_factory=list)
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def paused(self) -> bool:
+        return self.paused_by is not None
 
 
 class JourneyInput(BaseModel):
