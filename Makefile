@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt clean bench
+.PHONY: run test lint fmt clean bench screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -31,6 +31,11 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.journey_throughput
 	$(BIN)/python -m bench.ingest_throughput
+
+# Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
+screenshots: $(STAMP)
+	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
+	$(BIN)/python -m scripts.ui_screenshots
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

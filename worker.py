@@ -16,6 +16,7 @@ from activities.ledger import LedgerActivities
 from activities.store import Store
 from starter.logging import configure_logging
 from starter.settings import Settings
+from starter.telemetry import configure_tracing
 from starter.temporal import connect
 from workflows.journey import CustomerJourney
 
@@ -45,13 +46,13 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         await store.close()
 
 
-async def main() -> None:
-    settings = Settings()
-    configure_logging()
+async def main(settings: Settings) -> None:
     client = await connect(settings)
     async with running_worker(client, settings):
         await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    configure_logging()
+    configure_tracing(Settings().telemetry)
+    asyncio.run(main(Settings()))

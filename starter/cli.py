@@ -21,10 +21,11 @@ from temporalio.service import RPCError
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.credentials import hash_key, new_key
 from starter.demo import run_demo
-from starter.devstack import DevServerError, dev_server, with_local_source
+from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
 from starter.logging import configure_logging
 from starter.serving import running_api
 from starter.settings import Settings
+from starter.telemetry import configure_tracing
 from starter.temporal import connect, register_search_attributes, steer
 from worker import main as worker_main
 from worker import running_worker
@@ -103,7 +104,7 @@ async def _run(settings: Settings, demo: bool) -> None:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    settings = with_local_source(settings)
+    settings = with_metrics(with_local_source(settings))
     if demo:
         settings = settings.model_copy(update={"journey": JourneyConfig.demo()})
     async with (
@@ -114,6 +115,7 @@ async def _run(settings: Settings, demo: bool) -> None:
         ui = f"http://localhost:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
         print(f"Temporal UI: {ui}/workflows", flush=True)
         print(f"Ingest API:  {api_url}/docs (key in {local_key_path(settings)})", flush=True)
+        print(f"Metrics:     http://{settings.telemetry.metrics_address}/metrics", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         if demo:
             print(
@@ -214,7 +216,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             case "run":
                 asyncio.run(_run(settings, demo=not args.no_demo))
             case "worker":
-                asyncio.run(worker_main())
+                asyncio.run(worker_main(settings))
             case "api":
                 asyncio.run(_api(settings))
             case "send":
@@ -255,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging()
+    configure_tracing(settings.telemetry)
     code = _command(args, settings)
     if args.command in _SERVICES:
         # Exit without interpreter teardown: the SDK's Rust threads can abort a

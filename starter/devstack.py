@@ -21,6 +21,7 @@ from workflows import search
 
 LOCAL_SOURCE = "local"
 WEBHOOK_SECRET_FILE = "webhook-secret"
+LOCAL_METRICS = "127.0.0.1:9464"
 
 
 class DevServerError(RuntimeError):
@@ -48,6 +49,14 @@ def with_local_source(settings: Settings) -> Settings:
     )
     ingest = settings.ingest.model_copy(update={"sources": (local,)})
     return settings.model_copy(update={"ingest": ingest})
+
+
+def with_metrics(settings: Settings) -> Settings:
+    """The embedded stack serves Prometheus metrics on 127.0.0.1:9464 unless told where."""
+    if settings.telemetry.metrics_address is not None:
+        return settings
+    telemetry = settings.telemetry.model_copy(update={"metrics_address": LOCAL_METRICS})
+    return settings.model_copy(update={"telemetry": telemetry})
 
 
 def _kept_secret(path: Path, make: Callable[[], str]) -> str:

@@ -25,6 +25,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.store import IngestReceipt, Store, utcnow
+from starter.telemetry import tracer
 from starter.temporal import JourneyClosedError, send_event
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent
@@ -154,22 +155,30 @@ class Ingest:
                 return
 
     async def _signal(self, event: CustomerEvent, customer_returned: bool) -> Outcome:
-        async with self._in_flight:
-            try:
-                await send_event(
-                    self._client,
-                    self._task_queue,
-                    self._config,
-                    event,
-                    self._timeout,
-                    customer_returned,
-                )
-            except JourneyClosedError as err:
-                return Conflict(str(err))
-            except (RPCError, RuntimeError) as err:
-                # RuntimeError: a lazy client that has not connected yet and cannot.
-                log.warning("ingest.temporal_unavailable", error=str(err))
-                return Unavailable("Temporal is unreachable")
+        attributes = {
+            "equator.customer_id": event.customer_id,
+            "equator.event_id": event.event_id,
+            "equator.event_type": event.type.value,
+        }
+        with tracer.start_as_current_span("deliver event", attributes=attributes) as span:
+            async with self._in_flight:
+                try:
+                    await send_event(
+                        self._client,
+                        self._task_queue,
+                        self._config,
+                        event,
+                        self._timeout,
+                        customer_returned,
+                    )
+                except JourneyClosedError as err:
+                    span.set_attribute("equator.outcome", "conflict")
+                    return Conflict(str(err))
+                except (RPCError, RuntimeError) as err:
+                    # RuntimeError: a lazy client that has not connected yet and cannot.
+                    log.warning("ingest.temporal_unavailable", error=str(err))
+                    span.set_attribute("equator.outcome", "unavailable")
+                    return Unavailable("Temporal is unreachable")
         return Delivered(duplicate=False)
 
     async def _receipts(self, keys: set[Key]) -> dict[Key, str]:

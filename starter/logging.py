@@ -1,15 +1,24 @@
-"""structlog configuration, in one place: JSON when not on a terminal, readable when on one.
+"""Logging, in one place: structlog's pipeline renders every line, JSON when not on a
+terminal, readable when on one.
 
-Every line carries what the context knows: the request's source, customer and event id
-(bound by the ingest API), and inside activities the journey's workflow and run ids."""
+Two kinds of line go through it: structlog's own (the API, the activities, the CLI) and
+the standard library's (the journeys, which log through the SDK's replay-safe
+``workflow.logger``, and the SDK itself). Every line carries what its context knows:
+the request's source, customer and event id (bound by the ingest API), inside an
+activity the journey's workflow and run ids, and from a journey its customer, workflow
+and run ids.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
-from temporalio import activity
+from temporalio import activity, workflow
+
+JOURNEY_LOGGER = "temporalio.workflow"
 
 
 def add_temporal_ids(
@@ -25,23 +34,60 @@ def add_temporal_ids(
     return event_dict
 
 
-def configure_logging(level: int = logging.INFO, json: bool | None = None) -> None:
-    render_json = not sys.stderr.isatty() if json is None else json
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if render_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+def lift_workflow_ids(
+    logger: object, method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A line from ``workflow.logger`` carries the SDK's ``temporal_workflow`` extra:
+    keep its workflow and run ids as fields of their own."""
+    found = event_dict.pop("temporal_workflow", None)
+    if isinstance(found, dict):
+        event_dict.setdefault("workflow_id", found.get("workflow_id"))
+        event_dict.setdefault("run_id", found.get("run_id"))
+    return event_dict
+
+
+_SHARED: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    add_temporal_ids,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _renderer(json: bool | None, stream: TextIO) -> structlog.typing.Processor:
+    if json if json is not None else not stream.isatty():
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+
+
+def standard_library_handler(
+    json: bool | None = None, stream: TextIO = sys.stderr
+) -> logging.Handler:
+    """A handler that renders standard-library records (journeys, the SDK) through the
+    same pipeline, with their extras (``customer_id=``…) as fields."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), lift_workflow_ids, *_SHARED],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _renderer(json, stream),
+            ],
+        )
     )
+    return handler
+
+
+def configure_logging(level: int = logging.INFO, json: bool | None = None) -> None:
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            add_temporal_ids,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=[*_SHARED, _renderer(json, sys.stderr)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    root = logging.getLogger()
+    root.handlers = [standard_library_handler(json)]
+    root.setLevel(logging.WARNING)
+    # The journeys' own lines: the ids go in fields, not appended to the message.
+    logging.getLogger(JOURNEY_LOGGER).setLevel(level)
+    workflow.logger.workflow_info_on_message = False

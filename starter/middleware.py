@@ -1,4 +1,7 @@
-"""ASGI middleware for the ingest API: a body size limit and one log line per request."""
+"""ASGI middleware for the ingest API: a body size limit and one log line per request.
+
+Each request's trace span is FastAPI's own (it continues a caller's ``traceparent``)
+when a tracer provider is installed; the log line names its trace."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import time
 import uuid
 
 import structlog
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -121,6 +125,9 @@ class RequestLog:
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                structlog.contextvars.bind_contextvars(trace_id=f"{span.trace_id:032x}")
             log.info(
                 "http.request",
                 method=scope["method"],

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from starter.credentials import Source
+from starter.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
 
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     ui_port: int = 8233
     journey: JourneyConfig = JourneyConfig()
     ingest: IngestSettings = IngestSettings()
+    # Traces (EQUATOR_TELEMETRY__OTLP_ENDPOINT, __CONSOLE_TRACES) and the Prometheus
+    # endpoint (EQUATOR_TELEMETRY__METRICS_ADDRESS=127.0.0.1:9464).
+    telemetry: TelemetrySettings = TelemetrySettings()
     # What the CLI and the demo call: the ingest API, with this key (default: the local
     # key `equator run` keeps in data/api-key).
     api_url: str = "http://127.0.0.1:8000"

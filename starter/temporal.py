@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from starter import telemetry
 from starter.settings import Settings
 from workflows import search
 from workflows.config import JourneyConfig
@@ -36,18 +37,19 @@ async def connect(settings: Settings, patience: timedelta | None = None) -> Clie
     With ``patience`` (the ingest API) the client connects on first use, so the service
     starts, and says it is not ready, while Temporal is down; and a call retries for at
     most that long before it fails, so callers get their 503 promptly."""
+    common: dict[str, Any] = {
+        "namespace": settings.temporal_namespace,
+        "data_converter": pydantic_data_converter,
+        "interceptors": telemetry.client_interceptors(),
+        "runtime": telemetry.runtime(settings.telemetry),
+    }
     if patience is None:
-        return await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-        )
+        return await Client.connect(settings.temporal_address, **common)
     return await Client.connect(
         settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
         lazy=True,
         retry_config=RetryConfig(max_elapsed_time_millis=int(patience.total_seconds() * 1000)),
+        **common,
     )
 
 

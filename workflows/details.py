@@ -11,6 +11,7 @@ def current_details(view: JourneyView) -> str:
     lines = [
         f"**{state.customer_id}** is **{state.line_position.value}** the line"
         + (" (dormant)" if state.dormant else ""),
+        "",
         f"- lifetime value {money(state.profile.lifetime_value)}, "
         f"{state.profile.order_count} orders, {state.profile.loyalty_points} points"
         + (f", cohort **{state.cohort.value}**" if state.cohort else ""),
@@ -32,3 +33,8 @@ def current_details(view: JourneyView) -> str:
     when = view.next_action_at.isoformat() if view.next_action_at else "on the next event"
     lines.append(f"- next: {view.next_action} at {when}")
     return "\n".join(lines)
+
+
+def for_temporal_ui(markdown: str) -> str:
+    """The UI's markdown reads ``$…$`` as mathematics: keep amounts as they are."""
+    return markdown.replace("$", "\\$")

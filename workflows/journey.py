@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
     from workflows.operator import OperatorRequest, StartLadderRequest
     from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
+    from workflows.telemetry import JourneyTelemetry
 
 EVENT_SIGNAL = "event"
 STATE_QUERY = "state"
@@ -95,6 +96,7 @@ class CustomerJourney:
         self._sending = False
         # The search attributes as last upserted (a new run starts from none).
         self._indexed: dict[str, Any] = {}
+        self._telemetry = JourneyTelemetry(self._state.customer_id)
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
@@ -115,7 +117,9 @@ class CustomerJourney:
             if self._inbox:
                 await self._apply_inbox()
             await self._advance()
-            workflow.set_current_details(details.current_details(self._view()))
+            workflow.set_current_details(
+                details.for_temporal_ui(details.current_details(self._view()))
+            )
             self._index()
             if self._continue_as_new_due():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -182,6 +186,8 @@ class CustomerJourney:
     @workflow.update(name=START_LADDER_UPDATE)
     def start_ladder(self, request: StartLadderRequest) -> JourneyView:
         operator.start(self._state, self._config, request, workflow.now())
+        if self._state.ladder is not None:
+            self._telemetry.ladder_started(self._state.ladder)
         self._steered = True
         return self._view()
 
@@ -270,7 +276,10 @@ class CustomerJourney:
         now = workflow.now()
         for event_id, event in candidates.items():
             if event_id in fresh:
+                ladder, won = state.ladder, state.remediations_won
                 rules.apply_event(state, config, event, now, self._features)
+                self._telemetry.event_applied(event.type.value)
+                self._ladder_moved(ladder, won)
             else:
                 rules.remember(state, config, event_id)
                 rules.ignore_duplicate(state, config, now, event_id)
@@ -299,6 +308,14 @@ class CustomerJourney:
             return {event.event_id for event in events}
         return set(result.fresh_event_ids)
 
+    def _ladder_moved(self, before: LadderRun | None, won_before: int) -> None:
+        """Tell ops what an event did to the ladder: won it, or started another."""
+        state = self._state
+        if before is not None and state.remediations_won > won_before:
+            self._telemetry.remediation_won(before)
+        if state.ladder is not None and (before is None or state.ladder.run_id != before.run_id):
+            self._telemetry.ladder_started(state.ladder)
+
     async def _advance(self) -> None:
         state, config = self._state, self._config
         rules.update_cohort(state, config, workflow.now())
@@ -310,7 +327,9 @@ class CustomerJourney:
             await self._thank(state.thanks_due)
         if state.offer_due is not None:
             await self._offer()
-        rules.flatline_if_silent(state, config, workflow.now(), self._features)
+        flatlined = rules.flatline_if_silent(state, config, workflow.now(), self._features)
+        if flatlined and state.ladder is not None:
+            self._telemetry.flatline(state.ladder)
         run = state.ladder
         step = rules.step_due(state, config, workflow.now())
         if run is None or step is None:
@@ -419,9 +438,12 @@ class CustomerJourney:
                 summary=summary,
             )
         except ActivityError as err:
-            return str(err.cause) if err.cause else str(err)
+            failure = str(err.cause) if err.cause else str(err)
+            self._telemetry.engagement_failed(summary, failure)
+            return failure
         finally:
             self._sending = False
+        self._telemetry.engagement_sent(cause, step_number, step.channel, step.cost, summary)
         return None
 
     async def _erase(self, request_id: str) -> None:

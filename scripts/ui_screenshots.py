@@ -1,0 +1,199 @@
+"""Look at the product as ops do: start the embedded stack with its demo, wait for the
+demo's journeys to fall below the line, and photograph the Temporal UI in headless
+Chromium: the journey list filtered by a search attribute, and one journey's details.
+
+    make screenshots        # writes docs/screenshots/*.png
+
+Chromium is driven over its DevTools protocol, so each picture is taken once the page
+shows what it is meant to show (the UI streams history, and never goes idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import websockets
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from starter.settings import Settings
+from starter.temporal import connect, journey_view
+from tests.servers import free_port
+from workflows.journey import journey_id
+
+OUT = Path("docs/screenshots")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+FILTER = "LinePosition = 'below'"
+SUBJECT = "lapsing-lena"
+
+
+class Page:
+    """One Chromium tab, over the DevTools protocol."""
+
+    def __init__(self, socket: websockets.ClientConnection) -> None:
+        self._socket = socket
+        self._ids = itertools.count(1)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        call_id = next(self._ids)
+        await self._socket.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(await self._socket.recv())
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message["result"]
+                return result
+
+    async def photograph(
+        self, url: str, showing: str, path: Path, height: int = 1000, within: float = 30
+    ) -> None:
+        """Open ``url`` in a 1600 by ``height`` window, wait until its text includes
+        ``showing``, save a PNG."""
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1600,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        await self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + within
+        while True:
+            found = await self.call(
+                "Runtime.evaluate",
+                expression=f"document.body && document.body.innerText.includes({showing!r})",
+            )
+            if found["result"].get("value") is True:
+                break
+            if time.monotonic() > deadline:
+                shot = await self.call("Page.captureScreenshot", format="png")
+                await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+                raise TimeoutError(f"{url} never showed {showing!r}")
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # let the rest of the page (and its frames) settle
+        shot = await self.call("Page.captureScreenshot", format="png")
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+        print(f"saved {path}", flush=True)
+
+
+@asynccontextmanager
+async def chromium_page() -> AsyncIterator[Page]:
+    binary = shutil.which("chromium")
+    if binary is None:
+        raise SystemExit("chromium is not installed: `make screenshots` installs it")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
+        "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(100):
+                try:
+                    tabs = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError("chromium did not open its DevTools port")
+        tab = next(tab for tab in tabs if tab["type"] == "page")
+        async with websockets.connect(tab["webSocketDebuggerUrl"], max_size=None) as socket:
+            yield Page(socket)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def main() -> None:
+    data = Path(tempfile.mkdtemp(prefix="equator-screenshots-"))
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        ui_port=free_port(),
+        data_dir=data,
+        database_url=f"sqlite+aiosqlite:///{data / 'equator.db'}",
+    )
+    environment = {
+        **os.environ,
+        "EQUATOR_TEMPORAL_ADDRESS": settings.temporal_address,
+        "EQUATOR_UI_PORT": str(settings.ui_port),
+        "EQUATOR_DATA_DIR": str(data),
+        "EQUATOR_DATABASE_URL": settings.database_url,
+        "EQUATOR_INGEST__PORT": str(free_port()),
+        "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    stack = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starter.cli", "run",
+        env=environment, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = await _connected(settings)
+        # The demo's silence ladder has sent its first step: a journey worth reading.
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                view = await journey_view(client, SUBJECT)
+                if view.state.ladder is not None and view.state.ladder.spent > 0:
+                    break
+            except RPCError:  # not started yet
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{SUBJECT}'s ladder never started")
+            await asyncio.sleep(1)
+        run_id = (await client.get_workflow_handle(journey_id(SUBJECT)).describe()).run_id
+        ui = f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
+        await asyncio.to_thread(OUT.mkdir, parents=True, exist_ok=True)
+        async with chromium_page() as page:
+            await page.photograph(
+                f"{ui}/workflows?query={quote(FILTER)}",
+                journey_id(SUBJECT),
+                OUT / "journeys-below-the-line.png",
+            )
+            journey = f"{ui}/workflows/{journey_id(SUBJECT)}/{run_id}"
+            # Its summary and current details (markdown, rendered in a frame of their own)
+            # sit under "User Metadata".
+            await page.photograph(
+                f"{journey}/user-metadata", "Current Details", OUT / "journey-details.png"
+            )
+            # Its search attributes: what the list queries filter by.
+            await page.photograph(
+                f"{journey}/metadata", "LinePosition", OUT / "journey-search-attributes.png"
+            )
+            # Its history reads as a story: activities and timers carry summaries.
+            await page.photograph(
+                f"{journey}/history", "response window", OUT / "journey-history.png", 2400
+            )
+    finally:
+        stack.terminate()
+        await stack.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+async def _connected(settings: Settings) -> Client:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

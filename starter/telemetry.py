@@ -1,0 +1,82 @@
+"""Traces and metrics, configured in one place.
+
+Traces: OpenTelemetry, from the ingest request through the signal into the journey and
+each activity (the SDK's TracingInterceptor on the client, and so on its workers). They
+go to an OTLP endpoint when one is configured, else to the terminal when asked, else
+nowhere, and then no interceptor is installed at all.
+
+Metrics: the Temporal runtime's own and the journeys' counters (recorded through the
+replay-safe workflow metric meter, see ``workflows.telemetry``), served for Prometheus
+on one address per process.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Interceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+tracer = trace.get_tracer("equator")
+
+
+class TelemetrySettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # OTLP over HTTP, e.g. http://collector:4318/v1/traces; unset: no export.
+    otlp_endpoint: str | None = None
+    # With no endpoint: print each span on stderr (a look on a terminal, not production).
+    console_traces: bool = False
+    # host:port where /metrics is served for Prometheus; unset: no endpoint
+    # (`equator run` serves it on 127.0.0.1:9464 unless told otherwise).
+    metrics_address: str | None = None
+    service_name: str = "equator"
+
+
+def configure_tracing(settings: TelemetrySettings) -> None:
+    """Install the process's tracer provider, if traces go anywhere."""
+    if settings.otlp_endpoint is None and not settings.console_traces:
+        return
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.service_name}))
+    if settings.otlp_endpoint is not None:
+        # Imported only when used: it brings protobuf and requests with it.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint))
+        )
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def client_interceptors() -> list[Interceptor]:
+    """The tracing interceptor when a tracer provider is installed (by
+    ``configure_tracing`` or by a test), else nothing: no headers, no cost."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return [TracingInterceptor()]
+    return []
+
+
+@cache
+def runtime(settings: TelemetrySettings) -> Runtime | None:
+    """One Temporal runtime per metrics address (it owns the HTTP endpoint), shared by
+    every client of the process; None keeps the SDK's default runtime."""
+    if settings.metrics_address is None:
+        return None
+    prometheus = PrometheusConfig(bind_address=settings.metrics_address, counters_total_suffix=True)
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=prometheus, global_tags={"service_name": settings.service_name}
+        )
+    )

@@ -1,0 +1,77 @@
+"""What a journey tells ops as it goes: counters through the workflow metric meter, and
+lines (``journey.*``, the customer id a field) through the SDK's workflow logger. Both
+are replay-safe (silent while a journey replays its history), so each moment is counted
+and logged once, and neither adds anything to the history: changing them needs no patch.
+
+The counters, as Prometheus shows them (``_total`` added), each also labelled with the
+namespace, task queue and workflow type:
+
+- ``equator_events_applied{event_type}``: fresh events applied.
+- ``equator_engagements_sent{cause, channel, step}``: engagements that went out.
+- ``equator_remediation_cost_cents{cause}``: what remediation ladders spent.
+- ``equator_remediations_won{cause}``: ladders won by the customer's response.
+- ``equator_flatlines_detected{cause}``: silences long enough to start a ladder.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.ladders import Cause
+    from workflows.state import LadderRun
+
+# Engagements that are not a remediation ladder's step.
+_NOT_REMEDIATION = frozenset({Cause.ABOVE_LINE, Cause.VIP_CARE})
+
+
+class JourneyTelemetry:
+    def __init__(self, customer_id: str) -> None:
+        meter = workflow.metric_meter()
+        self._customer_id = customer_id
+        self._events = meter.create_counter(
+            "equator_events_applied", "Customer events applied by journeys", "events"
+        )
+        self._engagements = meter.create_counter(
+            "equator_engagements_sent", "Engagements sent, by ladder step and channel"
+        )
+        self._cost = meter.create_counter(
+            "equator_remediation_cost_cents", "What remediation ladders spent", "cents"
+        )
+        self._won = meter.create_counter(
+            "equator_remediations_won", "Remediation ladders won by the customer's response"
+        )
+        self._flatlines = meter.create_counter(
+            "equator_flatlines_detected", "Silences long enough to start a ladder"
+        )
+
+    def event_applied(self, event_type: str) -> None:
+        self._events.add(1, {"event_type": event_type})
+
+    def engagement_sent(
+        self, cause: Cause, step_number: int, channel: str, cost: Decimal, summary: str
+    ) -> None:
+        self._engagements.add(1, {"cause": cause.value, "channel": channel, "step": step_number})
+        if cause not in _NOT_REMEDIATION:
+            self._cost.add(int(cost * 100), {"cause": cause.value})
+        self._log("journey.engagement_sent", summary=summary)
+
+    def engagement_failed(self, summary: str, failure: str) -> None:
+        self._log("journey.engagement_failed", logging.WARNING, summary=summary, error=failure)
+
+    def ladder_started(self, run: LadderRun) -> None:
+        self._log("journey.ladder_started", cause=run.cause.value, ladder=run.run_id)
+
+    def flatline(self, run: LadderRun) -> None:
+        self._flatlines.add(1, {"cause": run.cause.value})
+        self._log("journey.flatline", cause=run.cause.value, ladder=run.run_id)
+
+    def remediation_won(self, run: LadderRun) -> None:
+        self._won.add(1, {"cause": run.cause.value})
+        self._log("journey.ladder_won", cause=run.cause.value, ladder=run.run_id, step=run.step + 1)
+
+    def _log(self, what: str, level: int = logging.INFO, **fields: object) -> None:
+        workflow.logger.log(level, what, extra={"customer_id": self._customer_id, **fields})
