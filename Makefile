@@ -31,6 +31,8 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.journey_throughput
 	$(BIN)/python -m bench.ingest_throughput
+	$(BIN)/python -m bench.fanout_throughput
+	$(BIN)/python -m bench.fanout_throughput --existing
 
 # Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
 screenshots: $(STAMP)

@@ -1,4 +1,5 @@
-"""The worker: wires journeys and their activities to a task queue. Nothing else."""
+"""The worker: wires journeys, campaign fan-outs and their activities to a task queue.
+Nothing else."""
 
 from __future__ import annotations
 
@@ -8,17 +9,28 @@ from contextlib import asynccontextmanager
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.campaigns import CampaignActivities
 from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.erasure import ErasureActivities
+from activities.fanout import FanOutActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
 from starter.logging import configure_logging
 from starter.settings import Settings
 from starter.telemetry import configure_tracing
 from starter.temporal import connect
+from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
+
+# The workflow modules hold no state and do no I/O: pass them through the sandbox whole,
+# so that each run uses the same module objects (a module re-imported inside the sandbox
+# gets restricted stand-ins for classes such as ZoneInfo).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+)
 
 
 @asynccontextmanager
@@ -28,15 +40,22 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     ledger = LedgerActivities(store)
     engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
     erasure = ErasureActivities(store)
+    campaigns = CampaignActivities(store)
+    fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[CustomerJourney],
+        workflow_runner=WORKFLOW_RUNNER,
+        workflows=[CustomerJourney, CampaignFanOut],
         activities=[
             ledger.record_events,
             engagements.send_engagement,
             engagements.record_outcomes,
             erasure.erase_customer,
+            campaigns.record_campaign_contacts,
+            campaigns.audience_page,
+            campaigns.campaign_results,
+            fan_out.signal_audience,
         ],
     )
     try:

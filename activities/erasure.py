@@ -8,6 +8,7 @@ from sqlmodel import col
 from temporalio import activity
 
 from activities.store import (
+    CampaignContactRecord,
     Customer,
     Engagement,
     IngestReceipt,
@@ -30,15 +31,22 @@ class ErasureActivities:
 
     @activity.defn(name=ERASE_CUSTOMER)
     async def erase_customer(self, request: EraseRequest) -> EraseResult:
-        """In one transaction: the profile, the events, the receipts, the messages and the
-        offers held go; engagements stay as anonymous spend (cause, step, channel, cost,
-        time), with the customer id and the key that named them replaced. A retry finds
-        nothing to do."""
+        """In one transaction: the profile, the events, the receipts, the messages, the
+        offers held and the campaign contacts go; engagements stay as anonymous spend
+        (cause, step, channel, cost, time), with the customer id and the key that named
+        them replaced. A retry finds nothing to do."""
         who = request.customer_id
         async with self._store.transaction() as session:
             connection = await session.connection()
             deleted = 0
-            for table in (Customer, LedgerEvent, IngestReceipt, OutboxMessage, WalletEntry):
+            for table in (
+                Customer,
+                LedgerEvent,
+                IngestReceipt,
+                OutboxMessage,
+                WalletEntry,
+                CampaignContactRecord,
+            ):
                 where = col(table.customer_id) == who
                 deleted += (await connection.execute(delete(table).where(where))).rowcount
             anonymized = await connection.execute(

@@ -173,6 +173,26 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+class CampaignContactRecord(SQLModel, table=True):
+    """What a calendared campaign came to for one customer: the first decision (sent,
+    suppressed or failed) stands, so a retried or replayed filing changes nothing; a
+    purchase afterwards marks it converted. The key leads with the campaign, so one
+    campaign's results are read from the primary key's index."""
+
+    __tablename__ = "campaign_contact"
+
+    campaign: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=128)
+    # sent | suppressed | failed
+    outcome: str = Field(max_length=16)
+    # Why it was suppressed (the contact policy's answer), when it was.
+    reason: str | None = Field(default=None, max_length=256)
+    channel: str | None = Field(default=None, max_length=32)
+    content_key: str | None = Field(default=None, max_length=128)
+    decided_at: datetime = _time()
+    converted_at: datetime | None = _time(default=None)
+
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # An arbitrary key for Postgres's advisory lock: "equator" in ASCII, as an integer.
 _MIGRATION_LOCK = int.from_bytes(b"equator", "big")

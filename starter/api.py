@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.journeys import JourneyClosedError
 from activities.store import Store
 from starter.api_models import (
     Accepted,
@@ -51,7 +52,7 @@ from starter.middleware import BodyLimit, RequestLog
 from starter.openapi import document_body, install_openapi
 from starter.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
 from starter.settings import IngestSettings
-from starter.temporal import JourneyClosedError, journey_view, request_erasure
+from starter.temporal import journey_view, request_erasure
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
 from workflows.state import JourneyView

@@ -11,16 +11,19 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.credentials import hash_key, new_key
-from starter.demo import run_demo
+from starter.demo import flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
 from starter.logging import configure_logging
 from starter.serving import running_api
@@ -29,6 +32,7 @@ from starter.telemetry import configure_tracing
 from starter.temporal import connect, register_search_attributes, steer
 from worker import main as worker_main
 from worker import running_worker
+from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.details import current_details
 from workflows.journey import (
@@ -94,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     temporal = commands.add_parser("temporal", help="prepare a Temporal namespace")
     temporal.add_argument("action", choices=["setup"], help="setup: register search attributes")
 
+    campaigns = commands.add_parser("campaigns", help="the campaign calendar's Schedules")
+    campaign_actions = campaigns.add_subparsers(dest="action", required=True)
+    campaign_sync = campaign_actions.add_parser(
+        "sync", help="make the Schedules match the calendar file"
+    )
+    campaign_sync.add_argument(
+        "--file", type=Path, help="the calendar (default: EQUATOR_CAMPAIGNS__FILE, campaigns.toml)"
+    )
+    campaign_actions.add_parser("list", help="each campaign's Schedule: next run and note")
+
     key = commands.add_parser("new-key", help="make an API key for a source, and its hash")
     key.add_argument("source", help="the source's name, e.g. pos or ecommerce")
     return parser
@@ -117,16 +131,31 @@ async def _run(settings: Settings, demo: bool) -> None:
         print(f"Ingest API:  {api_url}/docs (key in {local_key_path(settings)})", flush=True)
         print(f"Metrics:     http://{settings.telemetry.metrics_address}/metrics", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        if demo:
+        sale = await _run_calendar(client, settings, demo)
+        if sale is not None:
             print(
                 "Demo: ladders climb within a minute; try "
-                "`equator show lapsing-lena` in another terminal.",
+                "`equator show lapsing-lena` in another terminal. "
+                f"The {sale.title} fans out at {sale.starts_at:%H:%M:%S} UTC "
+                "(Schedules, then its campaign-… workflow).",
                 flush=True,
             )
             async with EquatorClient(api_url, api_key(settings)) as api:
                 await run_demo(api)
         else:
             await asyncio.Event().wait()
+
+
+async def _run_calendar(client: Client, settings: Settings, demo: bool) -> Campaign | None:
+    """The embedded stack keeps the checked-in calendar's Schedules (when the file is
+    there), plus, with the demo, a Flash Sale about to start; returns that."""
+    now = datetime.now(UTC)
+    file = settings.campaigns.file
+    campaigns = load_calendar(file).campaigns if file.exists() else ()
+    sale = flash_sale(now) if demo else None
+    calendar = Calendar(campaigns=(*campaigns, *([sale] if sale else [])))
+    await sync(client, calendar, settings.task_queue, settings.campaigns.fan_out, now)
+    return sale
 
 
 async def _api(settings: Settings) -> None:
@@ -169,6 +198,30 @@ async def _setup(settings: Settings) -> int:
     added = await register_search_attributes(client)
     namespace = settings.temporal_namespace
     print(f"search attributes in {namespace}: " + (", ".join(added) or "all already there"))
+    return 0
+
+
+async def _campaigns_sync(settings: Settings, file: Path | None) -> int:
+    try:
+        calendar = load_calendar(file or settings.campaigns.file)
+    except CalendarError as err:
+        print(f"equator: {err}", file=sys.stderr)
+        return 2
+    client = await connect(settings)
+    report = await sync(
+        client, calendar, settings.task_queue, settings.campaigns.fan_out, datetime.now(UTC)
+    )
+    for outcome, name in report.outcomes():
+        fanned_out = " (running: fanned out now)" if name in report.triggered else ""
+        print(f"{outcome:<9} {name}{fanned_out}")
+    return 0
+
+
+async def _campaigns_list(settings: Settings) -> int:
+    client = await connect(settings)
+    for schedule in await campaign_schedules(client):
+        next_run = f"{schedule.next_run:%Y-%m-%dT%H:%M:%SZ}" if schedule.next_run else "done"
+        print(f"{schedule.name:<24} {next_run:<20} {schedule.note or ''}")
     return 0
 
 
@@ -227,6 +280,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return _new_key(args.source)
             case "temporal":
                 return asyncio.run(_setup(settings))
+            case "campaigns" if args.action == "sync":
+                return asyncio.run(_campaigns_sync(settings, args.file))
+            case "campaigns":
+                return asyncio.run(_campaigns_list(settings))
             case command if command.replace("-", "_") in OPERATOR_ACTIONS:
                 return asyncio.run(_steer(settings, args))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -249,6 +306,7 @@ _SERVICES = {
     "worker",
     "api",
     "temporal",
+    "campaigns",
     *(action.replace("_", "-") for action in OPERATOR_ACTIONS),
 }
 

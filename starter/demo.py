@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from starter.client import EquatorClient, event_body
+from workflows.calendar import Campaign
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,26 @@ STORIES: tuple[Beat, ...] = (
 )
 
 STEADY_BUYERS = ("steady-sam", "steady-sasha", "steady-sol")
+FLASH_SALE_AT = timedelta(seconds=30)
+FLASH_SALE_LASTS = timedelta(minutes=10)
+
+
+def flash_sale(now: datetime) -> Campaign:
+    """The demo's campaign, starting soon: carl is still in complaint remediation then,
+    vera in service remediation; the dress and shoe buyers hear about their category.
+    Named by its start, so that a demo run again on the same server is a new campaign."""
+    starts = (now + FLASH_SALE_AT).replace(microsecond=0)
+    return Campaign(
+        name=f"flash-sale-{starts:%Y%m%d-%H%M%S}",
+        title="Flash Sale",
+        starts_at=starts,
+        ends_at=starts + FLASH_SALE_LASTS,
+        content_key="flash-sale",
+        categories=("dresses", "shoes", "coats"),
+        offer_id="pct10",
+    )
+
+
 STEADY_EVERY = 6.0
 
 

@@ -24,9 +24,10 @@ from sqlmodel import select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.journeys import JourneyClosedError
 from activities.store import IngestReceipt, Store, utcnow
 from starter.telemetry import tracer
-from starter.temporal import JourneyClosedError, send_event
+from starter.temporal import send_event
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from starter.credentials import Source
@@ -38,6 +38,24 @@ class IngestSettings(BaseModel):
     retry_after: int = Field(default=5, ge=1)
 
 
+class FanOutSettings(BaseModel):
+    """How a campaign's fan-out reaches its audience."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Journeys signalled per second, at most.
+    rate: float = Field(default=1_000.0, gt=0)
+    # Customers read from the store per page.
+    page_size: int = Field(default=1_000, ge=1, le=5_000)
+
+
+class CampaignSettings(BaseModel):
+    # The calendar `equator campaigns sync` applies (EQUATOR_CAMPAIGNS__FILE).
+    file: Path = Path("campaigns.toml")
+    # EQUATOR_CAMPAIGNS__FAN_OUT__RATE, EQUATOR_CAMPAIGNS__FAN_OUT__PAGE_SIZE.
+    fan_out: FanOutSettings = FanOutSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EQUATOR_", env_nested_delimiter="__", extra="ignore"
@@ -56,6 +74,8 @@ class Settings(BaseSettings):
     # Traces (EQUATOR_TELEMETRY__OTLP_ENDPOINT, __CONSOLE_TRACES) and the Prometheus
     # endpoint (EQUATOR_TELEMETRY__METRICS_ADDRESS=127.0.0.1:9464).
     telemetry: TelemetrySettings = TelemetrySettings()
+    # The campaign calendar and its fan-outs.
+    campaigns: CampaignSettings = CampaignSettings()
     # What the CLI and the demo call: the ingest API, with this key (default: the local
     # key `equator run` keeps in data/api-key).
     api_url: str = "http://127.0.0.1:8000"

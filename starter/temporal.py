@@ -11,11 +11,10 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from activities.journeys import JourneyClosedError, signal_with_start
 from starter import telemetry
 from starter.settings import Settings
 from workflows import search
@@ -24,11 +23,7 @@ from workflows.contracts import ErasureRequest
 from workflows.events import CustomerEvent
 from workflows.journey import ERASE_SIGNAL, EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
 from workflows.operator import OperatorRequest
-from workflows.state import JourneyInput, JourneyView
-
-
-class JourneyClosedError(Exception):
-    """The customer's journey has ended (erased or terminated by an operator)."""
+from workflows.state import JourneyView
 
 
 async def connect(settings: Settings, patience: timedelta | None = None) -> Client:
@@ -86,36 +81,17 @@ async def send_event(
     rpc_timeout: timedelta | None = None,
     customer_returned: bool = False,
 ) -> WorkflowHandle[CustomerJourney, None]:
-    """Signal-with-start: the first event of a customer starts their journey.
-
-    Journeys run for years and close only on purpose (an erasure, an operator's
-    terminate). REJECT_DUPLICATE keeps a closed journey closed: an event for it is refused
-    here rather than silently starting a blank journey that has forgotten the customer,
-    unless the source says the customer came back (``customer_returned``): then a new,
-    blank journey starts under the same id.
-    """
-    reuse = (
-        WorkflowIDReusePolicy.ALLOW_DUPLICATE
-        if customer_returned
-        else WorkflowIDReusePolicy.REJECT_DUPLICATE
+    """Signal-with-start: the first event of a customer starts their journey."""
+    return await signal_with_start(
+        client,
+        task_queue,
+        config,
+        event.customer_id,
+        EVENT_SIGNAL,
+        event,
+        rpc_timeout,
+        customer_returned,
     )
-    try:
-        return await client.start_workflow(
-            CustomerJourney.run,
-            JourneyInput(customer_id=event.customer_id, config=config),
-            id=journey_id(event.customer_id),
-            task_queue=task_queue,
-            id_reuse_policy=reuse,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal=EVENT_SIGNAL,
-            start_signal_args=[event],
-            static_summary=f"Customer journey of {event.customer_id}",
-            rpc_timeout=rpc_timeout,
-        )
-    except WorkflowAlreadyStartedError as err:
-        raise JourneyClosedError(
-            f"the journey of customer {event.customer_id} has ended; it is not restarted implicitly"
-        ) from err
 
 
 async def request_erasure(client: Client, customer_id: str, request_id: str) -> None:

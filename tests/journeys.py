@@ -15,14 +15,16 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.journeys import signal_with_start
 from activities.store import Engagement, Store
 from starter.settings import Settings
 from starter.temporal import journey_view, send_event
 from worker import running_worker
+from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
-from workflows.journey import journey_id
+from workflows.journey import CAMPAIGN_SIGNAL, journey_id
 from workflows.ladders import Cause
 from workflows.state import JourneyView
 
@@ -65,6 +67,18 @@ class Journeys:
         handle = await send_event(self.client, self.settings.task_queue, self.config, event)
         self.customers.add(event.customer_id)
         return handle
+
+    async def campaign(self, customer_id: str, campaign: Campaign) -> None:
+        """What the fan-out does for one customer: signal-with-start with the campaign."""
+        await signal_with_start(
+            self.client,
+            self.settings.task_queue,
+            self.config,
+            customer_id,
+            CAMPAIGN_SIGNAL,
+            campaign,
+        )
+        self.customers.add(customer_id)
 
     async def end_all(self) -> None:
         """Journeys never end by themselves; a scenario ends its own so that none is

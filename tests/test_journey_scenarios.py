@@ -10,8 +10,9 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
-from starter.temporal import JourneyClosedError, request_erasure
+from starter.temporal import request_erasure
 from tests.journeys import Journeys, days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy

@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.histories.record import play
+from worker import WORKFLOW_RUNNER
 from workflows.journey import CustomerJourney
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -21,7 +22,11 @@ RECORDED = {path.stem: path.read_text() for path in HISTORIES}
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[CustomerJourney], data_converter=pydantic_data_converter)
+    return Replayer(
+        workflows=[CustomerJourney],
+        data_converter=pydantic_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from workflows.cohorts import CohortRules
+from workflows.calendar import Campaign
+from workflows.cohorts import Cohort, CohortRules
 from workflows.events import CustomerEvent
 from workflows.ladders import Cause
 
@@ -19,6 +21,10 @@ RECORD_EVENTS = "record_events"
 SEND_ENGAGEMENT = "send_engagement"
 ERASE_CUSTOMER = "erase_customer"
 RECORD_OUTCOMES = "record_outcomes"
+RECORD_CAMPAIGN_CONTACTS = "record_campaign_contacts"
+AUDIENCE_PAGE = "audience_page"
+SIGNAL_AUDIENCE = "signal_audience"
+CAMPAIGN_RESULTS = "campaign_results"
 
 
 class RecordEventsRequest(BaseModel):
@@ -85,3 +91,68 @@ class Outcome(BaseModel):
 
 class RecordOutcomesRequest(BaseModel):
     outcomes: list[Outcome]
+
+
+class ContactOutcome(StrEnum):
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    # The channel failed for good: nothing reached the customer.
+    FAILED = "failed"
+    # A purchase while the campaign ran, after it reached the customer.
+    CONVERTED = "converted"
+
+
+class CampaignContact(BaseModel):
+    """What a campaign came to for one customer, as the journey files it in the single
+    customer view. Filing the same outcome twice changes nothing."""
+
+    campaign: str
+    customer_id: str
+    outcome: ContactOutcome
+    at: datetime
+    reason: str | None = None
+    channel: str | None = None
+    content_key: str | None = None
+
+
+class RecordCampaignContactsRequest(BaseModel):
+    contacts: list[CampaignContact]
+
+
+class AudiencePageRequest(BaseModel):
+    """Customers of the single customer view in these cohorts (none: everyone), in id
+    order, after ``after``."""
+
+    cohorts: frozenset[Cohort] = frozenset()
+    after: str | None = None
+    limit: int = Field(default=500, ge=1, le=5_000)
+
+
+class AudiencePage(BaseModel):
+    customer_ids: list[str]
+
+
+class SignalAudienceRequest(BaseModel):
+    campaign: Campaign
+    customer_ids: list[str]
+    # Journeys signalled per second, at most.
+    rate: float = Field(gt=0)
+
+
+class SignalAudienceResult(BaseModel):
+    signalled: int
+    # Customers whose journey has ended (erased): not restarted, not signalled.
+    closed: int
+
+
+class CampaignResults(BaseModel):
+    """A campaign's outcomes so far, counted from the single customer view."""
+
+    sent: int = 0
+    suppressed: dict[str, int] = Field(default_factory=dict)
+    failed: int = 0
+    converted: int = 0
+
+    @property
+    def decided(self) -> int:
+        return self.sent + sum(self.suppressed.values()) + self.failed

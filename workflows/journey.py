@@ -21,11 +21,13 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import details, operator, rules, search
+    from workflows import campaigns, details, operator, rules, search
+    from workflows.calendar import Campaign
     from workflows.catalogue import CATALOGUE
     from workflows.config import JourneyConfig
     from workflows.contracts import (
         ERASE_CUSTOMER,
+        RECORD_CAMPAIGN_CONTACTS,
         RECORD_EVENTS,
         RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
@@ -35,23 +37,26 @@ with workflow.unsafe.imports_passed_through():
         EraseResult,
         ErasureRequest,
         Outcome,
+        RecordCampaignContactsRequest,
         RecordEventsRequest,
         RecordEventsResult,
         RecordOutcomesRequest,
     )
-    from workflows.events import CustomerEvent, describe_errors, parse_event
+    from workflows.events import CustomerEvent, EventType, describe_errors, parse_event
     from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
     from workflows.operator import OperatorRequest, StartLadderRequest
     from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
     from workflows.telemetry import JourneyTelemetry
 
 EVENT_SIGNAL = "event"
+CAMPAIGN_SIGNAL = "campaign"
 STATE_QUERY = "state"
 CONTACT_POLICY_PATCH = "contact-policy"
 VIP_CARE_PATCH = "vip-care"
 ABOVE_THE_LINE_PATCH = "above-the-line"
 OUTCOMES_PATCH = "engagement-outcomes"
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
+CAMPAIGNS_PATCH = "campaigns"
 ERASE_SIGNAL = "erase"
 PAUSE_UPDATE = "pause"
 RESUME_UPDATE = "resume"
@@ -86,6 +91,7 @@ class CustomerJourney:
         self._config = input.config
         self._state = input.state or JourneyState(customer_id=input.customer_id)
         self._inbox: deque[Any] = deque(input.pending)
+        self._campaign_inbox: deque[Any] = deque(input.pending_campaigns)
         self._received_this_run = 0
         self._features = rules.Features()
         # Set by an erase request: the journey erases the customer's data and ends.
@@ -116,6 +122,8 @@ class CustomerJourney:
                 return
             if self._inbox:
                 await self._apply_inbox()
+            if self._campaign_inbox:
+                self._receive_campaigns()
             await self._advance()
             workflow.set_current_details(
                 details.for_temporal_ui(details.current_details(self._view()))
@@ -129,6 +137,7 @@ class CustomerJourney:
                         config=self._config,
                         state=state,
                         pending=list(self._inbox),
+                        pending_campaigns=list(self._campaign_inbox),
                     )
                 )
 
@@ -139,6 +148,15 @@ class CustomerJourney:
             self._inbox.append(workflow.payload_converter().from_payload(payload.payload))
         except Exception as err:  # any undecodable payload is refused, never raised
             rules.reject(self._state, self._config, workflow.now(), f"undecodable event: {err}")
+
+    @workflow.signal(name=CAMPAIGN_SIGNAL)
+    def campaign(self, payload: RawValue) -> None:
+        """A calendared campaign has started (the fan-out): decided in the main loop."""
+        self._received_this_run += 1
+        try:
+            self._campaign_inbox.append(workflow.payload_converter().from_payload(payload.payload))
+        except Exception as err:  # any undecodable payload is refused, never raised
+            rules.reject(self._state, self._config, workflow.now(), f"undecodable campaign: {err}")
 
     @workflow.signal(name=ERASE_SIGNAL)
     def erase(self, payload: RawValue) -> None:
@@ -234,12 +252,10 @@ class CustomerJourney:
     async def _wait_for_work(self) -> None:
         woken = self._steered
         self._steered = False
-        if woken or self._inbox or self._erasure or self._continue_as_new_due():
+        if woken or self._has_news() or self._continue_as_new_due():
             return
         if self._state.paused:  # no deadline acts while paused: wait for a reason
-            await workflow.wait_condition(
-                lambda: bool(self._inbox or self._erasure or self._steered)
-            )
+            await workflow.wait_condition(self._has_news)
             return
         at, action = rules.next_deadline(self._state)
         if at is None:  # never the case once run() has set the silence clock
@@ -248,11 +264,10 @@ class CustomerJourney:
         if remaining <= 0:
             return
         with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: bool(self._inbox or self._erasure or self._steered),
-                timeout=remaining,
-                timeout_summary=action,
-            )
+            await workflow.wait_condition(self._has_news, timeout=remaining, timeout_summary=action)
+
+    def _has_news(self) -> bool:
+        return bool(self._inbox or self._campaign_inbox or self._erasure or self._steered)
 
     async def _apply_inbox(self) -> None:
         state, config, now = self._state, self._config, workflow.now()
@@ -278,6 +293,8 @@ class CustomerJourney:
             if event_id in fresh:
                 ladder, won = state.ladder, state.remediations_won
                 rules.apply_event(state, config, event, now, self._features)
+                if event.type == EventType.PURCHASE:
+                    campaigns.purchased(state, config, now)
                 self._telemetry.event_applied(event.type.value)
                 self._ladder_moved(ladder, won)
             else:
@@ -308,6 +325,22 @@ class CustomerJourney:
             return {event.event_id for event in events}
         return set(result.fresh_event_ids)
 
+    def _receive_campaigns(self) -> None:
+        state, config, now = self._state, self._config, workflow.now()
+        # Journeys that began before campaigns existed refused the signal as unknown.
+        known = workflow.patched(CAMPAIGNS_PATCH)
+        while self._campaign_inbox:
+            raw = self._campaign_inbox.popleft()
+            if not known:
+                rules.reject(state, config, now, f"unknown signal {CAMPAIGN_SIGNAL!r}")
+                continue
+            try:
+                campaign = Campaign.model_validate(raw)
+            except ValidationError as err:
+                rules.reject(state, config, now, f"invalid campaign: {describe_errors(err)}")
+                continue
+            campaigns.receive(state, config, campaign, now)
+
     def _ladder_moved(self, before: LadderRun | None, won_before: int) -> None:
         """Tell ops what an event did to the ladder: won it, or started another."""
         state = self._state
@@ -321,6 +354,10 @@ class CustomerJourney:
         rules.update_cohort(state, config, workflow.now())
         if state.outcomes_due:
             await self._file_outcomes()
+        while (send := campaigns.next_send(state, config, workflow.now())) is not None:
+            await self._send_campaign(*send)
+        if state.campaign_contacts_due:
+            await self._file_campaign_contacts()
         if state.paused:
             return
         if state.thanks_due is not None:
@@ -380,6 +417,30 @@ class CustomerJourney:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LEDGER_RETRY,
             summary=", ".join(f"{o.engagement}: {o.outcome}" for o in due),
+        )
+
+    async def _send_campaign(self, campaign: Campaign, send: campaigns.Send) -> None:
+        step = LadderStep(
+            name=send.content_key,
+            channel=send.channel,
+            cost=campaign.cost,
+            offer_id=campaign.offer_id,
+        )
+        summary = f"campaign {campaign.title}: {send.content_key} by {send.channel}"
+        failure = await self._engage(
+            Cause.CAMPAIGN, campaign.run_id, 1, step, summary, send.category
+        )
+        campaigns.done(self._state, self._config, campaign, send, workflow.now(), failure)
+
+    async def _file_campaign_contacts(self) -> None:
+        """Tell the single customer view what campaigns came to for this customer."""
+        due, self._state.campaign_contacts_due = self._state.campaign_contacts_due, []
+        await workflow.execute_activity(
+            RECORD_CAMPAIGN_CONTACTS,
+            RecordCampaignContactsRequest(contacts=due),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LEDGER_RETRY,
+            summary=", ".join(f"{c.campaign}: {c.outcome.value}" for c in due),
         )
 
     def _key(self, engagement: str) -> str:
@@ -454,6 +515,7 @@ class CustomerJourney:
         passes = 0
         while passes == 0 or self._inbox:
             self._inbox.clear()
+            self._campaign_inbox.clear()
             passes += 1
             await workflow.execute_activity(
                 ERASE_CUSTOMER,

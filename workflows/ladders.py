@@ -28,6 +28,8 @@ class Cause(StrEnum):
     VIP_CARE = "vip_care"
     # Offers to customers above the line; not a ladder either.
     ABOVE_LINE = "above_line"
+    # A calendared campaign's message; not a ladder.
+    CAMPAIGN = "campaign"
 
 
 class LadderStep(BaseModel):

@@ -325,7 +325,7 @@ def offer_sent(
     ][-config.timeline_length :]
     state.wallet.append(offer.model_copy(update={"issued_at": now, "expires_at": now + valid_for}))
     state.offer_due = None
-    _touched(state, config, channel, now)
+    touched(state, config, channel, now)
     target = f" on {offer.category}" if offer.category else ""
     note(state, config, now, "offer_sent", f"{offer.offer_id}{target} by {channel}")
 
@@ -368,7 +368,7 @@ def _outcome(state: JourneyState, engagement: str, outcome: str, now: datetime) 
     state.outcomes_due.append(OutcomeDue(engagement=engagement, outcome=outcome, at=now))
 
 
-def _touched(state: JourneyState, config: JourneyConfig, channel: str, now: datetime) -> None:
+def touched(state: JourneyState, config: JourneyConfig, channel: str, now: datetime) -> None:
     """Count a marketing engagement against the cap (service ones are not counted)."""
     if channel not in config.contact.service_channels:
         touches = contact.recent_touches(state.marketing_touches, config.contact, now)
@@ -491,7 +491,7 @@ def step_sent(
     state: JourneyState, config: JourneyConfig, run: LadderRun, step: LadderStep, now: datetime
 ) -> None:
     """``step`` as sent: its channel is the one the contact policy chose."""
-    _touched(state, config, step.channel, now)
+    touched(state, config, step.channel, now)
     run.spent += step.cost
     state.remediation_spend += step.cost
     run.response_deadline = now + (step.response_window or config.response_window)
@@ -551,7 +551,11 @@ def next_deadline(state: JourneyState) -> tuple[datetime | None, str]:
     held = state.offer_due
     waits = held.deferred_until if held is not None else None
     if held is not None and waits is not None and (at is None or waits < at):
-        return waits, f"send the {held.offer_id} offer"
+        at, action = waits, f"send the {held.offer_id} offer"
+    for due in state.campaigns_due:
+        waits = due.deferred_until
+        if waits is not None and (at is None or waits < at):
+            at, action = waits, f"send the {due.campaign.title} campaign"
     return at, action
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from workflows.calendar import Campaign
 from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
+from workflows.contracts import CampaignContact
 from workflows.ladders import Cause
 from workflows.profile import Profile
 
@@ -69,6 +71,20 @@ class OutcomeDue(BaseModel):
     at: datetime
 
 
+class CampaignDue(BaseModel):
+    """A campaign received and not yet decided: held back while quiet hours last."""
+
+    campaign: Campaign
+    deferred_until: datetime | None = None
+
+
+class CampaignReached(BaseModel):
+    """A campaign sent to the customer, converted by a purchase until it ends."""
+
+    name: str
+    ends_at: datetime
+
+
 class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
@@ -96,6 +112,12 @@ class JourneyState(BaseModel):
     conversions: int = 0
     recent_purchases: list[tuple[datetime, Decimal]] = Field(default_factory=list)
     outcomes_due: list[OutcomeDue] = Field(default_factory=list)
+    # Campaigns: the names received (the dedupe window), those waiting to be decided,
+    # those that reached the customer and may yet convert, and outcomes to file.
+    campaigns_seen: list[str] = Field(default_factory=list)
+    campaigns_due: list[CampaignDue] = Field(default_factory=list)
+    campaigns_reached: list[CampaignReached] = Field(default_factory=list)
+    campaign_contacts_due: list[CampaignContact] = Field(default_factory=list)
     recent_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
@@ -111,6 +133,7 @@ class JourneyInput(BaseModel):
     # Set by continue-as-new: the state so far and events received but not yet applied.
     state: JourneyState | None = None
     pending: list[Any] = Field(default_factory=list)
+    pending_campaigns: list[Any] = Field(default_factory=list)
 
 
 class JourneyView(BaseModel):

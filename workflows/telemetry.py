@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import LadderRun
 
 # Engagements that are not a remediation ladder's step.
-_NOT_REMEDIATION = frozenset({Cause.ABOVE_LINE, Cause.VIP_CARE})
+_NOT_REMEDIATION = frozenset({Cause.ABOVE_LINE, Cause.VIP_CARE, Cause.CAMPAIGN})
 
 
 class JourneyTelemetry:

@@ -3,7 +3,8 @@
     .venv/bin/python -m tests.histories.record NAME
 
 Plays a scenario that touches every path of the journey (events, a bad event, a
-duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, an erasure) on the
+duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, a campaign sent
+twice and converted, an erasure) on the
 time-skipping server and writes its history to ``tests/histories/NAME.json``.
 Committed histories must keep replaying: that is what says a change to workflow code
 is safe for running journeys, or needs ``workflow.patched``.
@@ -22,6 +23,7 @@ from temporalio.client import WorkflowHistory
 from starter.temporal import request_erasure
 from tests.journeys import days, event, journeys, now, sleep_until
 from tests.servers import time_skipping_server
+from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 
@@ -44,6 +46,17 @@ async def play() -> WorkflowHistory:
             await world.send(event("golden", "return", await now(env), "g3", amount=90))
             await sleep_until(env, start + days(80))
             await world.send(event("golden", "purchase", await now(env), "g4", amount=15))
+            sale = Campaign(
+                name="golden-sale",
+                title="Golden Sale",
+                starts_at=start + days(80),
+                ends_at=start + days(90),
+                content_key="golden-sale",
+            )
+            await world.campaign("golden", sale)
+            await world.campaign("golden", sale)
+            await sleep_until(env, start + days(80.5))
+            await world.send(event("golden", "purchase", await now(env), "g5", amount=25))
             await sleep_until(env, start + days(81))
             await request_erasure(env.client, "golden", "erase-golden")
             await handle.result()

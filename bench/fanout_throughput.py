@@ -1,0 +1,157 @@
+"""Campaign fan-out rate on the dev server, beside a bare signal loop on the same server.
+
+    .venv/bin/python -m bench.fanout_throughput [--customers 5000] [--existing]
+
+Starts a dev server (in memory). The bare loop: the client signal-with-starts a campaign
+to ``customers`` journeys, 100 in flight, nothing else. The fan-out: ``customers`` more
+in the single customer view (SQLite), one ``CampaignFanOut`` with no rate limit to
+speak of, paging and signalling in activities on a worker of its own. What is measured
+is the signalling, as with Temporal's batch signal (50 executions/s by default): no
+journey worker runs meanwhile, so both only start and signal journeys. With
+``--existing`` every journey exists beforehand and is only signalled (the common case
+once customers have journeys); otherwise each signal starts its journey.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.campaigns import CampaignActivities
+from activities.fanout import FanOutActivities
+from activities.journeys import signal_with_start
+from activities.store import Customer, Store
+from starter.devstack import installed_binary
+from starter.logging import configure_logging
+from starter.settings import Settings
+from worker import WORKFLOW_RUNNER
+from workflows import search
+from workflows.calendar import Campaign
+from workflows.fanout import PROGRESS_QUERY, CampaignFanOut, FanOutInput, FanOutProgress
+from workflows.journey import CAMPAIGN_SIGNAL
+
+IN_FLIGHT = 100
+BATCH_SIGNAL_DEFAULT = 50
+
+
+def campaign(name: str) -> Campaign:
+    now = datetime.now(UTC)
+    return Campaign(
+        name=name, title=name, starts_at=now, ends_at=now + timedelta(hours=1), content_key=name
+    )
+
+
+async def bench(customers: int, existing: bool) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search.KEYS,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+        )
+        store = Store(settings.database_url)
+        await store.migrate()
+        now = datetime.now(UTC)
+        async with store.transaction() as session:
+            session.add_all(
+                Customer(customer_id=f"fan-{n:06d}", first_seen_at=now, updated_at=now)
+                for n in range(customers)
+            )
+        await store.close()
+        async with env:
+            client = env.client
+            bare_ids = [f"bare-{n:06d}" for n in range(customers)]
+            fan_ids = [f"fan-{n:06d}" for n in range(customers)]
+            if existing:
+                await signal_all(client, settings, campaign("warm-up"), [*bare_ids, *fan_ids])
+            started = time.perf_counter()
+            await signal_all(client, settings, campaign("bare-loop"), bare_ids)
+            bare_seconds = time.perf_counter() - started
+            progress = await fan_out(client, settings, campaign("fan-out"))
+            assert progress.started_at is not None
+            assert progress.reached_all_at is not None
+            fan_out_seconds = (progress.reached_all_at - progress.started_at).total_seconds()
+
+    journeys = "existing journeys" if existing else "journeys started by the signal"
+    print(f"customers={customers} each way, {journeys}; bare loop with {IN_FLIGHT} in flight")
+    print(f"bare signal loop: {customers / bare_seconds:.0f} journeys/s ({bare_seconds:.1f}s)")
+    print(
+        f"campaign fan-out: {progress.reached / fan_out_seconds:.0f} journeys/s "
+        f"({fan_out_seconds:.1f}s, {progress.pages} pages)"
+    )
+    print(f"Temporal batch signal default: {BATCH_SIGNAL_DEFAULT} executions/s")
+
+
+async def signal_all(
+    client: Client, settings: Settings, sale: Campaign, customer_ids: list[str]
+) -> None:
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def signal(customer: str) -> None:
+        async with gate:
+            await signal_with_start(
+                client, settings.task_queue, settings.journey, customer, CAMPAIGN_SIGNAL, sale
+            )
+
+    await asyncio.gather(*(signal(customer) for customer in customer_ids))
+
+
+async def fan_out(client: Client, settings: Settings, sale: Campaign) -> FanOutProgress:
+    """One fan-out, on a worker that runs only fan-outs (journeys are left to queue)."""
+    store = Store(settings.database_url)
+    campaigns = CampaignActivities(store)
+    signalling = FanOutActivities(client, settings.task_queue, settings.journey)
+    worker = Worker(
+        client,
+        task_queue="bench-fan-out",
+        workflows=[CampaignFanOut],
+        activities=[
+            campaigns.audience_page,
+            campaigns.campaign_results,
+            signalling.signal_audience,
+        ],
+        workflow_runner=WORKFLOW_RUNNER,
+    )
+    async with worker:
+        handle = await client.start_workflow(
+            CampaignFanOut.run,
+            FanOutInput(campaign=sale, rate=1_000_000.0, page_size=1_000),
+            id="campaign-bench",
+            task_queue="bench-fan-out",
+        )
+        while True:
+            await asyncio.sleep(0.5)
+            progress: FanOutProgress = await handle.query(
+                PROGRESS_QUERY, result_type=FanOutProgress
+            )
+            if progress.reached_all_at is not None:
+                break
+        await handle.terminate()
+    await store.close()
+    return progress
+
+
+def main() -> None:
+    configure_logging(logging.WARNING)  # a line per journey would be the bottleneck
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--existing", action="store_true", help="journeys exist beforehand")
+    args = parser.parse_args()
+    asyncio.run(bench(args.customers, args.existing))
+
+
+if __name__ == "__main__":
+    main()
