@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,6 +29,7 @@ from workflows.journey import CustomerJourney
 # The workflow modules hold no state and do no I/O: pass them through the sandbox whole,
 # so that each run uses the same module objects (a module re-imported inside the sandbox
 # gets restricted stand-ins for classes such as ZoneInfo).
+SHUTDOWN_GRACE = timedelta(seconds=10)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
 )
@@ -46,6 +48,9 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         client,
         task_queue=settings.task_queue,
         workflow_runner=WORKFLOW_RUNNER,
+        # Stopping lets activities in flight finish (they are short writes); a long
+        # one (a fan-out's page) stops at once by itself and resumes elsewhere.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
         workflows=[CustomerJourney, CampaignFanOut],
         activities=[
             ledger.record_events,

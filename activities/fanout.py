@@ -16,6 +16,7 @@ import structlog
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.journeys import JourneyClosedError, signal_with_start
 from workflows.config import JourneyConfig
@@ -72,6 +73,8 @@ class FanOutActivities:
         calls: list[asyncio.Task[None]] = []
         try:
             for index in range(resumed_at, len(ids)):
+                if activity.is_worker_shutdown():
+                    break
                 allowed_at = started + (index - resumed_at) / request.rate
                 if (wait := allowed_at - time.monotonic()) > 0:
                     await asyncio.sleep(wait)
@@ -87,6 +90,10 @@ class FanOutActivities:
             for call in calls:
                 call.cancel()
         advance()
+        if place.done < len(ids):
+            # The worker is stopping: hand the rest of the page to the retry, on this
+            # worker's successor or another, from the place just heartbeated.
+            raise ApplicationError(f"worker stopping at {place.done} of {len(ids)}")
         log.info(
             "campaign.page_signalled",
             campaign=request.campaign.name,

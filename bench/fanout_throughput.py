@@ -37,7 +37,13 @@ from starter.settings import Settings
 from worker import WORKFLOW_RUNNER
 from workflows import search
 from workflows.calendar import Campaign
-from workflows.fanout import PROGRESS_QUERY, CampaignFanOut, FanOutInput, FanOutProgress
+from workflows.fanout import (
+    PROGRESS_QUERY,
+    CampaignFanOut,
+    FanOutInput,
+    FanOutPace,
+    FanOutProgress,
+)
 from workflows.journey import CAMPAIGN_SIGNAL
 
 IN_FLIGHT = 100
@@ -128,7 +134,7 @@ async def fan_out(client: Client, settings: Settings, sale: Campaign) -> FanOutP
     async with worker:
         handle = await client.start_workflow(
             CampaignFanOut.run,
-            FanOutInput(campaign=sale, rate=1_000_000.0, page_size=1_000),
+            FanOutInput(campaign=sale, pace=FanOutPace(rate=1_000_000.0, page_size=1_000)),
             id="campaign-bench",
             task_queue="bench-fan-out",
         )

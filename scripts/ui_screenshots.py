@@ -1,6 +1,7 @@
 """Look at the product as ops do: start the embedded stack with its demo, wait for the
 demo's journeys to fall below the line, and photograph the Temporal UI in headless
-Chromium: the journey list filtered by a search attribute, and one journey's details.
+Chromium: the journey list filtered by a search attribute, one journey's details,
+search attributes and history, the campaign Schedules and the demo Flash Sale's fan-out.
 
     make screenshots        # writes docs/screenshots/*.png
 
@@ -33,6 +34,7 @@ from temporalio.service import RPCError
 from starter.settings import Settings
 from starter.temporal import connect, journey_view
 from tests.servers import free_port
+from workflows.fanout import PROGRESS_QUERY, FanOutProgress
 from workflows.journey import journey_id
 
 OUT = Path("docs/screenshots")
@@ -178,10 +180,32 @@ async def main() -> None:
             await page.photograph(
                 f"{journey}/history", "response window", OUT / "journey-history.png", 2400
             )
+            # The demo's Flash Sale: its Schedule, and its fan-out once every journey in
+            # the audience has decided.
+            fan_out_id, fan_out_run = await _fan_out_done(client)
+            await page.photograph(f"{ui}/schedules", "campaign-", OUT / "campaign-schedules.png")
+            await page.photograph(
+                f"{ui}/workflows/{fan_out_id}/{fan_out_run}/user-metadata",
+                "Current Details",
+                OUT / "campaign-fan-out.png",
+            )
     finally:
         stack.terminate()
         await stack.wait()
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def _fan_out_done(client: Client) -> tuple[str, str]:
+    """The Flash Sale's fan-out, once it has reached everyone and all have decided."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        async for found in client.list_workflows("WorkflowType = 'CampaignFanOut'"):
+            handle = client.get_workflow_handle(found.id, run_id=found.run_id)
+            progress = await handle.query(PROGRESS_QUERY, result_type=FanOutProgress)
+            if progress.reached and progress.results.decided == progress.reached:
+                return found.id, found.run_id
+        await asyncio.sleep(1)
+    raise TimeoutError("the Flash Sale never finished fanning out")
 
 
 async def _connected(settings: Settings) -> Client:

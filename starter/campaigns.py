@@ -35,9 +35,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.settings import FanOutSettings
 from workflows.calendar import Calendar, Campaign
-from workflows.fanout import CampaignFanOut, FanOutInput, fan_out_id
+from workflows.fanout import CampaignFanOut, FanOutInput, FanOutPace, fan_out_id
 
 # Every campaign's Schedule id starts so; a sync owns the namespace's Schedules that do.
 SCHEDULE_PREFIX = fan_out_id("")
@@ -98,7 +97,7 @@ def campaign_name(schedule: str) -> str:
     return schedule.removeprefix(SCHEDULE_PREFIX)
 
 
-def digest(campaign: Campaign, task_queue: str, fan_out: FanOutSettings) -> str:
+def digest(campaign: Campaign, task_queue: str, fan_out: FanOutPace) -> str:
     """What a Schedule was made from, as its note: equal digests, equal Schedules."""
     made_from = {
         # Sets sorted and times in UTC, so that the same calendar digests the same in
@@ -116,14 +115,14 @@ def digest(campaign: Campaign, task_queue: str, fan_out: FanOutSettings) -> str:
     return NOTE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def schedule_for(campaign: Campaign, task_queue: str, fan_out: FanOutSettings) -> Schedule:
+def schedule_for(campaign: Campaign, task_queue: str, fan_out: FanOutPace) -> Schedule:
     """One action, at the campaign's start (to the second, UTC), then nothing more."""
     # The calendar matches whole seconds: a start_at with a fraction would skip it.
     start = campaign.starts_at.astimezone(UTC).replace(microsecond=0)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             CampaignFanOut.run,
-            FanOutInput(campaign=campaign, rate=fan_out.rate, page_size=fan_out.page_size),
+            FanOutInput(campaign=campaign, pace=fan_out),
             id=fan_out_id(campaign.name),
             task_queue=task_queue,
             static_summary=f"Campaign fan-out: {campaign.title}",
@@ -180,7 +179,7 @@ async def sync(
     client: Client,
     calendar: Calendar,
     task_queue: str,
-    fan_out: FanOutSettings,
+    fan_out: FanOutPace,
     now: datetime,
 ) -> SyncReport:
     """Make the namespace's campaign Schedules (ids ``campaign-…``) match the calendar:

@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.credentials import hash_key, new_key
-from starter.demo import flash_sale, run_demo
+from starter.demo import demo_campaigns, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
 from starter.logging import configure_logging
 from starter.serving import running_api
@@ -120,7 +120,12 @@ async def _run(settings: Settings, demo: bool) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     settings = with_metrics(with_local_source(settings))
     if demo:
-        settings = settings.model_copy(update={"journey": JourneyConfig.demo()})
+        settings = settings.model_copy(
+            update={
+                "journey": JourneyConfig.demo(),
+                "campaigns": demo_campaigns(settings.campaigns),
+            }
+        )
     async with (
         dev_server(settings) as client,
         running_worker(client, settings),

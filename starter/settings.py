@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from starter.credentials import Source
 from starter.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
+from workflows.fanout import FanOutPace
 
 
 class IngestSettings(BaseModel):
@@ -38,22 +39,11 @@ class IngestSettings(BaseModel):
     retry_after: int = Field(default=5, ge=1)
 
 
-class FanOutSettings(BaseModel):
-    """How a campaign's fan-out reaches its audience."""
-
-    model_config = ConfigDict(frozen=True)
-
-    # Journeys signalled per second, at most.
-    rate: float = Field(default=1_000.0, gt=0)
-    # Customers read from the store per page.
-    page_size: int = Field(default=1_000, ge=1, le=5_000)
-
-
 class CampaignSettings(BaseModel):
     # The calendar `equator campaigns sync` applies (EQUATOR_CAMPAIGNS__FILE).
     file: Path = Path("campaigns.toml")
     # EQUATOR_CAMPAIGNS__FAN_OUT__RATE, EQUATOR_CAMPAIGNS__FAN_OUT__PAGE_SIZE.
-    fan_out: FanOutSettings = FanOutSettings()
+    fan_out: FanOutPace = FanOutPace()
 
 
 class Settings(BaseSettings):

@@ -29,17 +29,16 @@ from starter.campaigns import (
     schedule_id,
     sync,
 )
-from starter.settings import FanOutSettings
 from tests.servers import equator as run_equator
 from tests.servers import eventually
 from workflows.calendar import Calendar, Campaign
 from workflows.cohorts import Cohort
-from workflows.fanout import FanOutInput, fan_out_id
+from workflows.fanout import FanOutInput, FanOutPace, fan_out_id
 
 pytestmark = pytest.mark.devserver
 
 CHECKED_IN = Path(__file__).resolve().parent.parent / "campaigns.toml"
-FAN_OUT = FanOutSettings(rate=50, page_size=200)
+FAN_OUT = FanOutPace(rate=50, page_size=200)
 # Far ahead, so that nothing these tests schedule fires.
 LATER = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -226,7 +225,7 @@ async def assert_scheduled(client: Client, campaign: Campaign, task_queue: str) 
     )
     payloads = [arg for arg in action.args if isinstance(arg, Payload)]
     [fan_out_input] = await client.data_converter.decode(payloads, [FanOutInput])
-    assert fan_out_input == FanOutInput(campaign=campaign, rate=50, page_size=200)
+    assert fan_out_input == FanOutInput(campaign=campaign, pace=FAN_OUT)
     assert isinstance(action.static_summary, Payload)
     summary = client.data_converter.payload_converter.from_payload(action.static_summary, str)
     assert summary == f"Campaign fan-out: {campaign.title}"
@@ -277,7 +276,7 @@ async def test_sync_makes_the_schedules_match_the_calendar(
     assert gone.value.status == RPCStatusCode.NOT_FOUND
 
     # Other fan-out settings change every Schedule.
-    faster = FanOutSettings(rate=100, page_size=200)
+    faster = FanOutPace(rate=100, page_size=200)
     report = await sync(client, changed, queue, faster, now)
     assert report.updated == [spring.name, moved.name, flash.name]
     assert report.created == report.deleted == report.unchanged == []

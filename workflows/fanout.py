@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, ConfigDict, Field
 
     from workflows.calendar import Campaign
     from workflows.contracts import (
@@ -49,15 +49,24 @@ class FanOutProgress(BaseModel):
     results: CampaignResults = Field(default_factory=CampaignResults)
 
 
-class FanOutInput(BaseModel):
-    campaign: Campaign
+class FanOutPace(BaseModel):
+    """How a campaign's fan-out goes (``EQUATOR_CAMPAIGNS__FAN_OUT__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+
     # Journeys signalled per second, at most.
     rate: float = Field(default=1_000.0, gt=0)
+    # Customers read from the single customer view per page.
     page_size: int = Field(default=1_000, ge=1, le=5_000)
+    # Once everyone is reached, how often the results are counted until the end.
+    results_every: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
+
+
+class FanOutInput(BaseModel):
+    campaign: Campaign
+    pace: FanOutPace = Field(default_factory=FanOutPace)
     # Continue as new after this many pages (history stays small at any audience size).
     pages_per_run: int = Field(default=20, ge=1)
-    # Once everyone is reached, how often the results are counted until the end.
-    results_every: timedelta = timedelta(minutes=5)
     progress: FanOutProgress = Field(default_factory=FanOutProgress)
 
 
@@ -80,7 +89,7 @@ class CampaignFanOut:
             page = await workflow.execute_activity(
                 AUDIENCE_PAGE,
                 AudiencePageRequest(
-                    cohorts=campaign.audience, after=progress.cursor, limit=input.page_size
+                    cohorts=campaign.audience, after=progress.cursor, limit=input.pace.page_size
                 ),
                 result_type=AudiencePage,
                 start_to_close_timeout=timedelta(seconds=60),
@@ -109,23 +118,24 @@ class CampaignFanOut:
                 return progress
             if self._history_long():
                 workflow.continue_as_new(input.model_copy(update={"progress": progress}))
-            wait = min(input.results_every, campaign.ends_at - now)
+            wait = min(input.pace.results_every, campaign.ends_at - now)
             await workflow.sleep(wait, summary="until the results are counted again")
 
     async def _signal(self, input: FanOutInput, customer_ids: list[str]) -> None:
         progress, campaign = self._progress, input.campaign
         # Long enough for the page at the rate, with room for Temporal's own pace.
-        at_rate = timedelta(seconds=len(customer_ids) / input.rate)
+        rate = input.pace.rate
+        at_rate = timedelta(seconds=len(customer_ids) / rate)
         result = await workflow.execute_activity(
             SIGNAL_AUDIENCE,
-            SignalAudienceRequest(campaign=campaign, customer_ids=customer_ids, rate=input.rate),
+            SignalAudienceRequest(campaign=campaign, customer_ids=customer_ids, rate=rate),
             result_type=SignalAudienceResult,
             start_to_close_timeout=at_rate * 4 + timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=PATIENT,
             summary=(
                 f"signal {len(customer_ids)} journeys ({customer_ids[0]} to "
-                f"{customer_ids[-1]}) at {input.rate:g}/s"
+                f"{customer_ids[-1]}) at {rate:g}/s"
             ),
         )
         progress.cursor = customer_ids[-1]
@@ -153,7 +163,8 @@ def details(campaign: Campaign, progress: FanOutProgress) -> str:
         f"**{campaign.title}** ({campaign.name}), until {campaign.ends_at:%Y-%m-%d %H:%M} UTC",
         "",
         f"- audience: {', '.join(sorted(campaign.audience)) or 'everyone'}",
-        f"- reached **{progress.reached}** journeys in {progress.pages} pages"
+        f"- reached **{progress.reached}** journeys in {progress.pages} "
+        + ("page" if progress.pages == 1 else "pages")
         + (f"; {progress.closed} ended journeys left alone" if progress.closed else ""),
         "- reached everyone" if progress.reached_all_at else "- reaching…",
     ]
@@ -163,5 +174,5 @@ def details(campaign: Campaign, progress: FanOutProgress) -> str:
             f"- sent {results.sent}, suppressed {suppressed}, failed {results.failed}, "
             f"converted {results.converted}"
         )
-        lines += [f"  - suppressed: {why}: {n}" for why, n in sorted(results.suppressed.items())]
+        lines += [f"- suppressed ({why}): {n}" for why, n in sorted(results.suppressed.items())]
     return "\n".join(lines)
