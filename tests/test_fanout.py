@@ -73,6 +73,7 @@ async def test_a_fan_out_reaches_each_customer_once_through_a_worker_restart(
     fan_out = FanOutInput(
         campaign=campaign,
         pace=FanOutPace(rate=RATE, page_size=250, results_every=timedelta(seconds=1)),
+        pages_per_run=2,
     )
 
     async def progress(handle: WorkflowHandle[CampaignFanOut, FanOutProgress]) -> FanOutProgress:
@@ -102,14 +103,18 @@ async def test_a_fan_out_reaches_each_customer_once_through_a_worker_restart(
         await eventually(lambda: heartbeated(handle), bool, within=60)
     # The first worker stopped mid-page; a new one carries on from the last heartbeat.
     async with running_worker(client, settings):
+        # Two pages a run: the fan-out continues as new on the way; the id finds the latest.
+        latest = client.get_workflow_handle_for(CampaignFanOut.run, handle.id)
         done = await eventually(
-            lambda: progress(handle),
+            lambda: progress(latest),
             lambda p: p.results.decided == AUDIENCE,
             within=240,
             interval=1,
         )
-        history = await handle.fetch_history()
-        await handle.terminate("test over")
+        first_run = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        history = await first_run.fetch_history()  # the stop was in the first run
+        assert (await latest.describe()).run_id != handle.first_execution_run_id
+        await latest.terminate("test over")
         # The page in flight was handed over mid-way: the stopping worker's attempt
         # failed where its heartbeat was, and the retry started from there, so the
         # journeys signalled before the stop were not signalled again (bar the calls
