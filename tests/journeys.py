@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +22,15 @@ from starter.temporal import journey_view, send_event
 from worker import running_worker
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
+from workflows.contact import ContactPolicy
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
 from workflows.journey import CAMPAIGN_SIGNAL, journey_id
 from workflows.ladders import Cause
 from workflows.state import JourneyView
+
+# Scenarios must not depend on the hour they run at: no quiet hours.
+NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
 
 
 def event(

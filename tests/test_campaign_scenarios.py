@@ -3,7 +3,7 @@ Journeys on the time-skipping server, on SQLite and Postgres."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,12 +11,10 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import CampaignContactRecord, Store
-from tests.journeys import days, engagements, event, journeys, now, sleep_until
+from tests.journeys import NEVER_QUIET, days, engagements, event, journeys, now, sleep_until
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 
-NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
 CONFIG = JourneyConfig(contact=NEVER_QUIET)
 
 

@@ -7,18 +7,18 @@ from decimal import Decimal
 
 import pytest
 
+from tests.journeys import NEVER_QUIET
 from workflows import campaigns
 from workflows.calendar import Campaign
 from workflows.campaigns import Hold, Send, Suppress, decide, personal_category
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 from workflows.contracts import CampaignResults, ContactOutcome
 from workflows.fanout import FanOutProgress, details
 from workflows.ladders import Cause
 from workflows.state import JourneyState, LadderRun
 
 NOW = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
-CONFIG = JourneyConfig(contact=ContactPolicy(quiet_start=time(0), quiet_end=time(0)))
+CONFIG = JourneyConfig(contact=NEVER_QUIET)
 SALE = Campaign(
     name="spring-sale",
     title="Spring Sale",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.journeys import days, engagements, event, journeys, now, sleep_until
+from tests.journeys import NEVER_QUIET, days, engagements, event, journeys, now, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
-
-NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
 
 
 def config(contact: ContactPolicy = NEVER_QUIET, response_window: float = 5) -> JourneyConfig:

@@ -5,7 +5,7 @@ up."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,11 @@ from activities.fanout import IN_FLIGHT
 from activities.store import CampaignContactRecord, Customer, Engagement, Store
 from starter.settings import Settings
 from starter.temporal import journey_view
+from tests.journeys import NEVER_QUIET
 from tests.servers import eventually
 from worker import running_worker
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 from workflows.contracts import SIGNAL_AUDIENCE
 from workflows.fanout import (
     PROGRESS_QUERY,
@@ -56,7 +56,7 @@ async def test_a_fan_out_reaches_each_customer_once_through_a_worker_restart(
     settings = Settings(
         task_queue=f"fanout-{uuid.uuid4().hex[:8]}",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}",
-        journey=JourneyConfig(contact=ContactPolicy(quiet_start=time(0), quiet_end=time(0))),
+        journey=JourneyConfig(contact=NEVER_QUIET),
     )
     store = Store(settings.database_url)
     await store.migrate()

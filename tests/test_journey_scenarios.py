@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,9 +13,17 @@ from temporalio.testing import WorkflowEnvironment
 from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
 from starter.temporal import request_erasure
-from tests.journeys import Journeys, days, engagements, event, journeys, now, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    Journeys,
+    days,
+    engagements,
+    event,
+    journeys,
+    now,
+    sleep_until,
+)
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 from workflows.state import JourneyView, LinePosition
 
 # Silence after 30 days without a known cadence; each step waits 5 days for a response.
@@ -27,7 +35,7 @@ CONFIG = JourneyConfig(
     silence_max=days(90),
     response_window=days(5),
     dormant_cadence=days(60),
-    contact=ContactPolicy(quiet_start=time(0), quiet_end=time(0)),
+    contact=NEVER_QUIET,
 )
 
 

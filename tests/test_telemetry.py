@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,10 @@ from starter.logging import JOURNEY_LOGGER, standard_library_handler
 from starter.telemetry import TelemetrySettings
 from starter.temporal import connect, journey_view, send_event
 from tests.ingest import ingest_api, raw_event, settings_for
-from tests.journeys import event
+from tests.journeys import NEVER_QUIET, event
 from tests.servers import eventually, free_port
 from worker import running_worker
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 from workflows.journey import journey_id
 from workflows.state import JourneyState
 
@@ -43,7 +42,7 @@ QUICK = JourneyConfig(
     silence_min=timedelta(seconds=1),
     silence_default=timedelta(seconds=2),
     response_window=timedelta(minutes=5),
-    contact=ContactPolicy(quiet_start=time(0), quiet_end=time(0)),
+    contact=NEVER_QUIET,
 )
 
 

@@ -101,7 +101,8 @@ class CampaignFanOut:
                 break
             await self._signal(input, page.customer_ids)
             pages_this_run += 1
-            if pages_this_run >= input.pages_per_run or self._history_long():
+            suggested = workflow.info().is_continue_as_new_suggested()
+            if pages_this_run >= input.pages_per_run or suggested:
                 workflow.continue_as_new(input.model_copy(update={"progress": progress}))
         while True:
             progress.results = await workflow.execute_activity(
@@ -116,7 +117,7 @@ class CampaignFanOut:
             now = workflow.now()
             if now >= campaign.ends_at:
                 return progress
-            if self._history_long():
+            if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(input.model_copy(update={"progress": progress}))
             wait = min(input.pace.results_every, campaign.ends_at - now)
             await workflow.sleep(wait, summary="until the results are counted again")
@@ -146,10 +147,6 @@ class CampaignFanOut:
 
     def _show(self, campaign: Campaign) -> None:
         workflow.set_current_details(details(campaign, self._progress))
-
-    @staticmethod
-    def _history_long() -> bool:
-        return workflow.info().is_continue_as_new_suggested()
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> FanOutProgress:

@@ -143,20 +143,20 @@ class CustomerJourney:
 
     @workflow.signal(name=EVENT_SIGNAL)
     def event(self, payload: RawValue) -> None:
-        self._received_this_run += 1
-        try:
-            self._inbox.append(workflow.payload_converter().from_payload(payload.payload))
-        except Exception as err:  # any undecodable payload is refused, never raised
-            rules.reject(self._state, self._config, workflow.now(), f"undecodable event: {err}")
+        self._queue(self._inbox, payload, "event")
 
     @workflow.signal(name=CAMPAIGN_SIGNAL)
     def campaign(self, payload: RawValue) -> None:
         """A calendared campaign has started (the fan-out): decided in the main loop."""
+        self._queue(self._campaign_inbox, payload, "campaign")
+
+    def _queue(self, inbox: deque[Any], payload: RawValue, what: str) -> None:
+        """Queue a signal's payload for the main loop, which validates it."""
         self._received_this_run += 1
         try:
-            self._campaign_inbox.append(workflow.payload_converter().from_payload(payload.payload))
+            inbox.append(workflow.payload_converter().from_payload(payload.payload))
         except Exception as err:  # any undecodable payload is refused, never raised
-            rules.reject(self._state, self._config, workflow.now(), f"undecodable campaign: {err}")
+            rules.reject(self._state, self._config, workflow.now(), f"undecodable {what}: {err}")
 
     @workflow.signal(name=ERASE_SIGNAL)
     def erase(self, payload: RawValue) -> None:

@@ -19,44 +19,49 @@ import logging
 from decimal import Decimal
 
 from temporalio import workflow
+from temporalio.common import MetricAttributes, MetricCounter
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.ladders import Cause
+    from workflows.ladders import LADDERS, Cause
     from workflows.state import LadderRun
 
-# Engagements that are not a remediation ladder's step.
-_NOT_REMEDIATION = frozenset({Cause.ABOVE_LINE, Cause.VIP_CARE, Cause.CAMPAIGN})
+
+# Each counter's name and what it counts.
+COUNTERS = {
+    "equator_events_applied": "Customer events applied by journeys",
+    "equator_engagements_sent": "Engagements sent, by ladder step and channel",
+    "equator_remediation_cost_cents": "What remediation ladders spent, in cents",
+    "equator_remediations_won": "Remediation ladders won by the customer's response",
+    "equator_flatlines_detected": "Silences long enough to start a ladder",
+}
 
 
 class JourneyTelemetry:
     def __init__(self, customer_id: str) -> None:
-        meter = workflow.metric_meter()
         self._customer_id = customer_id
-        self._events = meter.create_counter(
-            "equator_events_applied", "Customer events applied by journeys", "events"
-        )
-        self._engagements = meter.create_counter(
-            "equator_engagements_sent", "Engagements sent, by ladder step and channel"
-        )
-        self._cost = meter.create_counter(
-            "equator_remediation_cost_cents", "What remediation ladders spent", "cents"
-        )
-        self._won = meter.create_counter(
-            "equator_remediations_won", "Remediation ladders won by the customer's response"
-        )
-        self._flatlines = meter.create_counter(
-            "equator_flatlines_detected", "Silences long enough to start a ladder"
-        )
+        # Made on first use: most journeys never need most of them.
+        self._counters: dict[str, MetricCounter] = {}
+
+    def _add(self, name: str, value: int, attributes: MetricAttributes) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = workflow.metric_meter().create_counter(name, COUNTERS[name])
+            self._counters[name] = counter
+        counter.add(value, attributes)
 
     def event_applied(self, event_type: str) -> None:
-        self._events.add(1, {"event_type": event_type})
+        self._add("equator_events_applied", 1, {"event_type": event_type})
 
     def engagement_sent(
         self, cause: Cause, step_number: int, channel: str, cost: Decimal, summary: str
     ) -> None:
-        self._engagements.add(1, {"cause": cause.value, "channel": channel, "step": step_number})
-        if cause not in _NOT_REMEDIATION:
-            self._cost.add(int(cost * 100), {"cause": cause.value})
+        self._add(
+            "equator_engagements_sent",
+            1,
+            {"cause": cause.value, "channel": channel, "step": step_number},
+        )
+        if cause in LADDERS:  # a remediation ladder's step
+            self._add("equator_remediation_cost_cents", int(cost * 100), {"cause": cause.value})
         self._log("journey.engagement_sent", summary=summary)
 
     def engagement_failed(self, summary: str, failure: str) -> None:
@@ -66,11 +71,11 @@ class JourneyTelemetry:
         self._log("journey.ladder_started", cause=run.cause.value, ladder=run.run_id)
 
     def flatline(self, run: LadderRun) -> None:
-        self._flatlines.add(1, {"cause": run.cause.value})
+        self._add("equator_flatlines_detected", 1, {"cause": run.cause.value})
         self._log("journey.flatline", cause=run.cause.value, ladder=run.run_id)
 
     def remediation_won(self, run: LadderRun) -> None:
-        self._won.add(1, {"cause": run.cause.value})
+        self._add("equator_remediations_won", 1, {"cause": run.cause.value})
         self._log("journey.ladder_won", cause=run.cause.value, ladder=run.run_id, step=run.step + 1)
 
     def _log(self, what: str, level: int = logging.INFO, **fields: object) -> None:

@@ -15,25 +15,21 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-from datetime import time
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 
 from starter.temporal import request_erasure
-from tests.journeys import days, event, journeys, now, sleep_until
+from tests.journeys import NEVER_QUIET, days, event, journeys, now, sleep_until
 from tests.servers import time_skipping_server
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
-from workflows.contact import ContactPolicy
 
 HERE = Path(__file__).parent
 
 
 async def play() -> WorkflowHistory:
-    # No quiet hours: the recording must not depend on the hour it is made at.
-    never_quiet = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
-    config = JourneyConfig(max_events_per_run=50, contact=never_quiet)
+    config = JourneyConfig(max_events_per_run=50, contact=NEVER_QUIET)
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/e.db"
         async with time_skipping_server() as env, journeys(env.client, db_url, config) as world:
