@@ -63,7 +63,7 @@ class EngagementActivities:
                     idempotency_key=request.idempotency_key,
                     customer_id=request.customer_id,
                     channel=request.channel,
-                    content_key=f"{request.cause.value}/{request.step_name}",
+                    content_key=f"{request.cause}/{request.step_name}",
                     offer_id=request.offer_id,
                 ),
                 session,

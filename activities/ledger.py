@@ -13,7 +13,7 @@ from workflows.cohorts import cohort_of
 from workflows.contracts import RECORD_EVENTS, RecordEventsRequest, RecordEventsResult
 from workflows.events import CustomerEvent, EventType
 from workflows.profile import Profile, update_profile
-from workflows.rules import median_gap
+from workflows.silence import median_gap
 
 
 class LedgerActivities:

@@ -36,6 +36,7 @@ from starter.temporal import connect, journey_view
 from tests.servers import free_port
 from workflows.fanout import PROGRESS_QUERY, FanOutProgress
 from workflows.journey import journey_id
+from workflows.registry import REMEDIATION
 
 OUT = Path("docs/screenshots")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
@@ -150,7 +151,8 @@ async def main() -> None:
         while True:
             try:
                 view = await journey_view(client, SUBJECT)
-                if view.state.ladder is not None and view.state.ladder.spent > 0:
+                remediation = REMEDIATION.state_in(view.state)
+                if remediation and remediation.ladder and remediation.ladder.spent > 0:
                     break
             except RPCError:  # not started yet
                 pass

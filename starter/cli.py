@@ -42,8 +42,8 @@ from workflows.journey import (
     SKIP_STEP_UPDATE,
     START_LADDER_UPDATE,
 )
-from workflows.ladders import LADDERS
 from workflows.operator import OperatorRequest, StartLadderRequest
+from workflows.registry import REMEDIATION
 
 # Operator actions: Temporal updates on the journey, refused with a reason when invalid.
 OPERATOR_ACTIONS = {
@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         steer = commands.add_parser(action.replace("_", "-"), help=help)
         steer.add_argument("customer_id")
         if action == START_LADDER_UPDATE:
-            steer.add_argument("cause", choices=[cause.value for cause in LADDERS])
+            steer.add_argument("cause", choices=list(REMEDIATION.ladders))
         steer.add_argument("--by", default=getpass.getuser(), help="who asks (default: you)")
         steer.add_argument("--reason", default="", help="why, for the timeline")
 

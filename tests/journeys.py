@@ -26,7 +26,9 @@ from workflows.contact import ContactPolicy
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
 from workflows.journey import CAMPAIGN_SIGNAL, journey_id
-from workflows.ladders import Cause
+from workflows.programmes.above_the_line import OffersState
+from workflows.programmes.remediation import LadderRun, RemediationState
+from workflows.registry import ABOVE_THE_LINE, REMEDIATION
 from workflows.state import JourneyView
 
 # Scenarios must not depend on the hour they run at: no quiet hours.
@@ -46,13 +48,31 @@ def engagement_request(
     return EngagementRequest(
         idempotency_key=key,
         customer_id=customer_id,
-        cause=Cause.SILENCE,
+        cause="silence",
         ladder_run_id="silence-1",
         step=1,
         step_name="we miss you",
         channel="email",
         cost=Decimal("0.05"),
     )
+
+
+def remediation(view: JourneyView) -> RemediationState:
+    """The remediation programme's state (always there: it watches for silence)."""
+    state = REMEDIATION.state_in(view.state)
+    assert state is not None
+    return state
+
+
+def climbing(view: JourneyView) -> LadderRun:
+    """The ladder climbing in the journey (there must be one)."""
+    run = remediation(view).ladder
+    assert run is not None, "no ladder is climbing"
+    return run
+
+
+def offers(view: JourneyView) -> OffersState:
+    return ABOVE_THE_LINE.state_in(view.state) or OffersState()
 
 
 class Journeys:

@@ -222,7 +222,7 @@ async def test_a_batch_answers_per_event_and_one_bad_event_fails_alone(api: Inge
 
     assert (await state_once(api, who, 2))["events_applied"] == 2
     other_state = await state_once(api, other, 1)
-    assert other_state["ladder"]["cause"] == "complaint"
+    assert other_state["programmes"]["remediation"]["ladder"]["cause"] == "complaint"
 
 
 async def test_batch_envelope_limits(api: Ingest) -> None:

@@ -11,7 +11,16 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import CampaignContactRecord, Store
-from tests.journeys import NEVER_QUIET, days, engagements, event, journeys, now, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    days,
+    engagements,
+    event,
+    journeys,
+    now,
+    remediation,
+    sleep_until,
+)
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 
@@ -81,9 +90,9 @@ async def test_a_campaign_speaks_to_what_each_customer_buys_and_converts_on_purc
     )
     assert filed["dana"].converted_at is not None
     assert filed["gus"].converted_at is None
-    assert [e.kind for e in dana.state.timeline if e.kind.startswith("campaign")] == [
+    assert [e.kind for e in dana.state.timeline if e.programme == "campaigns"] == [
         "campaign_received",
-        "campaign_sent",
+        "engagement_sent",
         "campaign_converted",
     ]
     assert nova.state.events_applied == 0  # a journey started by the campaign alone
@@ -113,7 +122,7 @@ async def test_a_campaign_is_suppressed_in_remediation_and_without_consent(
         "una": ("suppressed", "no consent for email or its fallbacks"),
     }
     assert not [e for e in await engagements(database_url, "carl") if e.cause == "campaign"]
-    assert carl.state.ladder is not None  # the complaint ladder climbs on, untouched
+    assert remediation(carl).ladder is not None  # the complaint ladder climbs on, untouched
 
 
 async def test_quiet_hours_hold_a_campaign_until_morning_and_a_second_signal_changes_nothing(
@@ -141,13 +150,15 @@ async def test_quiet_hours_hold_a_campaign_until_morning_and_a_second_signal_cha
         view = await world.view("hana")
 
     assert held.next_action == "send the Spring Sale campaign"
-    assert [e.kind for e in held.state.timeline if e.kind.startswith("campaign")] == [
+    assert [e.kind for e in held.state.timeline if e.programme == "campaigns"] == [
         "campaign_received",
         "campaign_duplicate",
-        "campaign_held",
+        "engagement_held",
     ]
+    [waits] = [e.summary for e in held.state.timeline if e.kind == "engagement_held"]
+    assert waits.startswith("Spring Sale campaign waits until")
     assert len([e for e in await engagements(database_url, "hana") if e.cause == "campaign"]) == 1
-    [sent] = [e for e in view.state.timeline if e.kind == "campaign_sent"]
+    [sent] = [e for e in view.state.timeline if e.kind == "engagement_sent"]
     assert sent.at - start >= timedelta(hours=2, minutes=58)  # when the quiet hours ended
     assert view.state.duplicates_ignored == 1
 
@@ -168,8 +179,8 @@ async def test_a_campaign_purchase_wins_the_ladder_in_progress(
         await sleep_until(env, start + days(33))
         view = await world.view("quinn")
 
-    assert view.state.ladder is None
-    assert view.state.remediations_won == 1
+    assert remediation(view).ladder is None
+    assert remediation(view).won == 1
     [won] = [e.summary for e in view.state.timeline if e.kind == "ladder_won"]
     assert "silence ladder won at step 1 by purchase" in won
     filed = await contacts(database_url, "spring-sale")

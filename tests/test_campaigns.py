@@ -8,14 +8,17 @@ from decimal import Decimal
 import pytest
 
 from tests.journeys import NEVER_QUIET
-from workflows import campaigns
+from tests.pure import EVERY, begun, ev
+from workflows import contact, engine
 from workflows.calendar import Campaign
-from workflows.campaigns import Hold, Send, Suppress, decide, personal_category
 from workflows.config import JourneyConfig
-from workflows.contracts import CampaignResults, ContactOutcome
+from workflows.contracts import CampaignResults, ContactOutcome, RecordCampaignContactsRequest
 from workflows.fanout import FanOutProgress, details
-from workflows.ladders import Cause
-from workflows.state import JourneyState, LadderRun
+from workflows.programme import Engagement, Journey
+from workflows.programmes.campaigns import personal_category
+from workflows.programmes.remediation import LadderRun
+from workflows.registry import CAMPAIGNS, REMEDIATION
+from workflows.state import JourneyState
 
 NOW = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
 CONFIG = JourneyConfig(contact=NEVER_QUIET)
@@ -30,21 +33,31 @@ SALE = Campaign(
 
 
 def customer(*categories: str) -> JourneyState:
-    state = JourneyState(customer_id="c1")
+    state = begun(NOW, CONFIG)
     state.profile.categories = list(categories)
     return state
 
 
-def on_ladder(cause: Cause, vip_care: bool = False) -> JourneyState:
+def on_ladder(cause: str, vip_care: bool = False) -> JourneyState:
     state = customer("shoes")
-    state.ladder = LadderRun(
-        run_id=f"{cause.value}-1",
-        cause=cause,
-        started_at=NOW,
-        ceiling=Decimal(10),
-        vip_care=vip_care,
+    remediation = REMEDIATION.state_in(state)
+    assert remediation is not None
+    remediation.ladder = LadderRun(
+        run_id=f"{cause}-1", cause=cause, started_at=NOW, ceiling=Decimal(10), vip_care=vip_care
     )
     return state
+
+
+def wanted(state: JourneyState, config: JourneyConfig = CONFIG) -> Engagement:
+    journey = Journey(state, config, NOW)
+    received = CAMPAIGNS.received(journey, CAMPAIGNS.state_in(state), SALE)
+    CAMPAIGNS.put(state, received)
+    [engagement] = CAMPAIGNS.wants(journey, received)
+    return engagement
+
+
+def decided(state: JourneyState, config: JourneyConfig = CONFIG) -> contact.Decision:
+    return engine.decide(Journey(state, config, NOW), EVERY, wanted(state, config))
 
 
 @pytest.mark.parametrize(
@@ -64,36 +77,50 @@ def test_the_category_spoken_to(
 
 
 def test_a_customer_hears_about_what_they_buy_or_the_general_message() -> None:
-    assert decide(customer("dresses", "shoes"), CONFIG, SALE, NOW) == Send(
-        "email", "spring-sale/shoes", "shoes"
+    shoes = wanted(customer("dresses", "shoes"))
+    assert (shoes.name, shoes.offer_category, shoes.key) == (
+        "spring-sale/shoes",
+        "shoes",
+        "campaign-spring-sale/step-1",
     )
-    assert decide(customer(), CONFIG, SALE, NOW) == Send("email", "spring-sale/general", None)
+    assert wanted(customer()).name == "spring-sale/general"
+    assert decided(customer()) == contact.Send("email")
 
 
 @pytest.mark.parametrize(
     ("state", "reason"),
     [
-        (on_ladder(Cause.COMPLAINT), "in complaint remediation"),
-        (on_ladder(Cause.DELIVERY_LATE), "in delivery late remediation"),
-        (on_ladder(Cause.RETURN, vip_care=True), "in service remediation"),
+        (on_ladder("complaint"), "in complaint remediation"),
+        (on_ladder("delivery_late"), "in delivery late remediation"),
+        (on_ladder("return", vip_care=True), "in service remediation"),
     ],
 )
 def test_no_sale_blast_during_service_remediation(state: JourneyState, reason: str) -> None:
-    assert decide(state, CONFIG, SALE, NOW) == Suppress(reason)
+    assert decided(state) == contact.Skip(reason)
 
 
 def test_a_silence_ladder_does_not_suppress_a_campaign() -> None:
-    assert isinstance(decide(on_ladder(Cause.SILENCE), CONFIG, SALE, NOW), Send)
+    assert decided(on_ladder("silence")) == contact.Send("email")
 
 
-def test_paused_over_or_unreachable_customers_are_suppressed() -> None:
+def test_paused_or_unreachable_customers_are_suppressed() -> None:
     paused = customer()
     paused.paused_by = "alice"
-    assert decide(paused, CONFIG, SALE, NOW) == Suppress("journey paused")
-    assert decide(customer(), CONFIG, SALE, SALE.ends_at) == Suppress("campaign over")
+    assert decided(paused) == contact.Skip("journey paused")
     withdrawn = customer()
     withdrawn.profile.consent = {"email": False, "push": False, "sms": False}
-    assert decide(withdrawn, CONFIG, SALE, NOW) == Suppress("no consent for email or its fallbacks")
+    assert decided(withdrawn) == contact.Skip("no consent for email or its fallbacks")
+
+
+def test_a_campaign_that_is_over_is_suppressed_and_filed() -> None:
+    state = customer()
+    over = Journey(state, CONFIG, SALE.ends_at)
+    received = CAMPAIGNS.received(over, None, SALE)
+    assert CAMPAIGNS.wants(over, received) == []
+    [filing] = CAMPAIGNS.filings(received)
+    assert isinstance(filing.request, RecordCampaignContactsRequest)
+    [filed] = filing.request.contacts
+    assert (filed.outcome, filed.reason) == (ContactOutcome.SUPPRESSED, "campaign over")
 
 
 def test_quiet_hours_hold_and_a_cap_past_the_end_suppresses() -> None:
@@ -104,7 +131,7 @@ def test_quiet_hours_hold_and_a_cap_past_the_end_suppresses() -> None:
             )
         }
     )
-    assert decide(customer(), quiet, SALE, NOW) == Hold(
+    assert decided(customer(), quiet) == contact.Defer(
         NOW.replace(hour=13), "quiet hours until 13:00 UTC"
     )
     capped = CONFIG.model_copy(
@@ -116,30 +143,30 @@ def test_quiet_hours_hold_and_a_cap_past_the_end_suppresses() -> None:
     )
     touched = customer()
     touched.marketing_touches = [NOW - timedelta(days=1)]
-    decision = decide(touched, capped, SALE, NOW)
-    assert isinstance(decision, Suppress)
+    decision = decided(touched, capped)
+    assert isinstance(decision, contact.Skip)
     assert decision.reason.startswith("frequency cap")
 
 
 def test_a_campaign_is_taken_in_once_and_closed_with_its_outcome() -> None:
     state = customer("shoes")
-    campaigns.receive(state, CONFIG, SALE, NOW)
-    campaigns.receive(state, CONFIG, SALE, NOW)
+    journey = Journey(state, CONFIG, NOW)
+    received = CAMPAIGNS.received(journey, None, SALE)
+    received = CAMPAIGNS.received(journey, received, SALE)
     assert state.duplicates_ignored == 1
-    assert [due.campaign.name for due in state.campaigns_due] == ["spring-sale"]
-    found = campaigns.next_send(state, CONFIG, NOW)
-    assert found == (SALE, Send("email", "spring-sale/shoes", "shoes"))
-    campaigns.done(state, CONFIG, SALE, found[1], NOW, failure=None)
-    assert state.campaigns_due == []
-    assert [(c.outcome, c.content_key) for c in state.campaign_contacts_due] == [
+    assert [campaign.name for campaign in received.due] == ["spring-sale"]
+    [engagement] = CAMPAIGNS.wants(journey, received)
+    CAMPAIGNS.sent(journey, received, engagement)
+    assert received.due == []
+    assert [(c.outcome, c.content_key) for c in received.contacts_due] == [
         (ContactOutcome.SENT, "spring-sale/shoes")
     ]
-    assert state.marketing_touches == [NOW]
-    campaigns.purchased(state, CONFIG, NOW + timedelta(days=1))
-    assert state.campaign_contacts_due[-1].outcome == ContactOutcome.CONVERTED
+    later = Journey(state, CONFIG, NOW + timedelta(days=1))
+    CAMPAIGNS.heard(later, received, ev("purchase", later.now, amount=10))
+    assert received.contacts_due[-1].outcome == ContactOutcome.CONVERTED
     assert state.outcomes_due[-1].engagement == "campaign-spring-sale/step-1"
-    campaigns.purchased(state, CONFIG, NOW + timedelta(days=2))  # converts once
-    assert len(state.campaign_contacts_due) == 2
+    CAMPAIGNS.heard(later, received, ev("purchase", later.now, "e2", amount=10))  # converts once
+    assert len(received.contacts_due) == 2
 
 
 def test_the_fan_out_details_say_how_far_it_got_and_what_came_of_it() -> None:

@@ -7,7 +7,16 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.journeys import NEVER_QUIET, days, engagements, event, journeys, now, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    days,
+    engagements,
+    event,
+    journeys,
+    now,
+    remediation,
+    sleep_until,
+)
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 
@@ -60,12 +69,12 @@ async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
         ("we miss you", "email"),
         ("10% offer", "push"),
     ]
-    skipped = [e.summary for e in view.state.timeline if e.kind == "step_skipped"]
+    skipped = [e.summary for e in view.state.timeline if e.kind == "engagement_skipped"]
     assert len(skipped) == 2
     assert "free shipping by push" in skipped[0]
     assert "no consent for push or its fallbacks" in skipped[0]
     assert view.state.profile.consent == {"email": False, "push": False}
-    assert view.state.dormant  # an exhausted ladder, as always
+    assert remediation(view).dormant  # an exhausted ladder, as always
 
 
 async def test_a_frequency_cap_defers_a_touch(
@@ -81,13 +90,13 @@ async def test_a_frequency_cap_defers_a_touch(
         await sleep_until(env, start + days(38))
         view = await world.view("fran")
 
-    assert held.state.ladder is not None
-    assert held.state.ladder.deferred_until is not None
+    assert remediation(held).ladder is not None
+    assert "silence-1/step-2" in held.state.held
     assert held.next_action == "send step 2 of silence ladder"
-    deferred = [e.summary for e in view.state.timeline if e.kind == "step_deferred"]
+    deferred = [e.summary for e in view.state.timeline if e.kind == "engagement_held"]
     assert len(deferred) == 1
     assert "frequency cap: 1 per 7 days" in deferred[0]
-    steps = [e.at - start for e in view.state.timeline if e.kind == "step_sent"]
+    steps = [e.at - start for e in view.state.timeline if e.kind == "engagement_sent"]
     assert [round(gap / days(1)) for gap in steps] == [30, 37]  # 7 days apart, not 2
 
 
@@ -106,9 +115,9 @@ async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
         await sleep_until(env, flatline + timedelta(hours=3))
         view = await world.view("tomo")
 
-    [deferred] = [e for e in view.state.timeline if e.kind == "step_deferred"]
+    [deferred] = [e for e in view.state.timeline if e.kind == "engagement_held"]
     assert f"quiet hours until {quiet.quiet_end:%H:%M} {tokyo}" in deferred.summary
-    [step] = [e for e in view.state.timeline if e.kind == "step_sent"]
+    [step] = [e for e in view.state.timeline if e.kind == "engagement_sent"]
     assert abs(step.at - opening(local, quiet)) < timedelta(minutes=1)
 
 
@@ -127,11 +136,11 @@ async def test_an_offer_in_quiet_hours_waits_for_morning(
         view = await world.view("quin")
 
     assert held.next_action == "send the threshold-free-shipping offer"
-    assert [e.kind for e in held.state.timeline if e.kind.startswith("offer_")] == [
+    assert [e.kind for e in held.state.timeline if e.programme == "above_the_line"] == [
         "offer_chosen",
-        "offer_deferred",
+        "engagement_held",
     ]
-    [sent] = [e for e in view.state.timeline if e.kind == "offer_sent"]
+    [sent] = [e for e in view.state.timeline if e.kind == "engagement_sent"]
     assert abs(sent.at - opening(local, quiet)) < timedelta(minutes=1)
     [nudge] = await engagements(database_url, "quin")
     assert nudge.offer_id == "threshold-free-shipping"

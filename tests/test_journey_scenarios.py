@@ -16,14 +16,18 @@ from starter.temporal import request_erasure
 from tests.journeys import (
     NEVER_QUIET,
     Journeys,
+    climbing,
     days,
     engagements,
     event,
     journeys,
     now,
+    offers,
+    remediation,
     sleep_until,
 )
 from workflows.config import JourneyConfig
+from workflows.registry import VIP_THANKS
 from workflows.state import JourneyView, LinePosition
 
 # Silence after 30 days without a known cadence; each step waits 5 days for a response.
@@ -61,14 +65,13 @@ async def test_silence_climbs_the_ladder_step_by_step(
     start = await now(env)
     await world.send(event("silent", "purchase", start, amount=120))
     await sleep_until(env, start + days(29))
-    assert (await world.view("silent")).state.ladder is None
+    assert remediation(await world.view("silent")).ladder is None
 
     climbed = []
     for day in (31, 36, 41):  # flatline at 30, then one step per 5-day window
         await sleep_until(env, start + days(day))
         view = await world.view("silent")
-        assert view.state.ladder is not None
-        climbed.append(view.state.ladder.step)
+        climbed.append(climbing(view).step)
     assert climbed == [0, 1, 2]
     assert view.state.line_position == LinePosition.BELOW
 
@@ -76,7 +79,7 @@ async def test_silence_climbs_the_ladder_step_by_step(
     assert [e.step_name for e in sent] == ["we miss you", "10% offer", "free shipping"]
     assert [e.cost for e in sent] == sorted(e.cost for e in sent)
     # On the journey's clock: flatline at day 30, then one step per 5-day window.
-    sent_at = [e.at - start for e in view.state.timeline if e.kind == "step_sent"]
+    sent_at = [e.at - start for e in view.state.timeline if e.kind == "engagement_sent"]
     assert [round(gap / days(1)) for gap in sent_at] == [30, 35, 40]
 
 
@@ -91,9 +94,9 @@ async def test_a_response_at_step_two_stops_the_climb(
     await sleep_until(env, start + days(60))
 
     view = await world.view("opener")
-    assert view.state.ladder is None
+    assert remediation(view).ladder is None
     assert view.state.line_position == LinePosition.ABOVE
-    assert view.state.remediations_won == 1
+    assert remediation(view).won == 1
     won = [e.summary for e in view.state.timeline if e.kind == "ladder_won"]
     assert won == ["silence ladder won at step 2 by email_opened; cost $2.05"]
     # What became of each engagement is filed in the store.
@@ -113,8 +116,7 @@ async def test_a_return_picks_the_return_ladder(
     await sleep_until(env, start + days(2))
 
     view = await world.view("returner")
-    assert view.state.ladder is not None
-    assert view.state.ladder.cause == "return"
+    assert climbing(view).cause == "return"
     assert view.state.line_position == LinePosition.BELOW
     assert view.state.profile.lifetime_value == Decimal(0)
     assert [e.step_name for e in await engagements(db_url, "returner")] == ["how did we do"]
@@ -131,8 +133,7 @@ async def test_a_complaint_outranks_a_ladder_in_progress(
     await sleep_until(env, start + days(1))
 
     view = await world.view("upset")
-    assert view.state.ladder is not None
-    assert view.state.ladder.cause == "complaint"
+    assert climbing(view).cause == "complaint"
     assert "ladder_superseded" in kinds(view)
 
 
@@ -146,14 +147,14 @@ async def test_the_cost_ceiling_stops_the_climb(
     await sleep_until(env, start + days(50))
 
     view = await world.view("thrifty")
-    assert view.state.ladder is None
-    assert view.state.dormant
+    assert remediation(view).ladder is None
+    assert remediation(view).dormant
     assert view.state.line_position == LinePosition.BELOW
     assert [e.step_name for e in await engagements(db_url, "thrifty")] == [
         "we miss you",
         "10% offer",
     ]
-    assert view.state.remediation_spend == Decimal("2.05")
+    assert remediation(view).spend == Decimal("2.05")
     dormant = [e.summary for e in view.state.timeline if e.kind == "dormant"]
     assert dormant == ["cost ceiling $5.50 reached before step 3 (free shipping, $6.00)"]
 
@@ -166,20 +167,20 @@ async def test_an_exhausted_ladder_leads_to_dormancy_that_a_purchase_ends(
     await world.send(event("sleeper", "purchase", start, amount=900))  # ceiling $50
     await sleep_until(env, start + days(60))  # 4 steps from day 30, exhausted at day 50
     view = await world.view("sleeper")
-    assert view.state.dormant
-    assert view.state.ladder is None
+    assert remediation(view).dormant
+    assert remediation(view).ladder is None
     assert len(await engagements(db_url, "sleeper")) == 4
 
     await sleep_until(env, start + days(111))  # dormant cadence: one check-in at day 110
     view = await world.view("sleeper")
     checkins = [e for e in await engagements(db_url, "sleeper") if e.cause == "dormant"]
     assert len(checkins) == 1
-    assert view.state.dormant
+    assert remediation(view).dormant
 
     await world.send(event("sleeper", "purchase", await now(env), amount=40))
     await sleep_until(env, start + days(112))
     view = await world.view("sleeper")
-    assert not view.state.dormant
+    assert not remediation(view).dormant
     assert view.state.line_position == LinePosition.ABOVE
     assert "woke" in kinds(view)
 
@@ -266,7 +267,7 @@ async def test_out_of_order_events_keep_the_cadence_in_order(
     # A weekly buyer's flatline: 3 x 7 days, inside the 10..90 day bounds.
     last = view.state.profile.last_activity_at
     assert last is not None
-    assert view.state.silence_deadline == last + days(21)
+    assert remediation(view).silence_deadline == last + days(21)
 
 
 async def test_cohorts_follow_the_customer_and_show_in_the_timeline(
@@ -336,9 +337,9 @@ async def test_a_vip_is_thanked_for_feedback(
         "vip_care",
     )
     view = await world.view("vic")
-    [thanked] = [e for e in view.state.timeline if e.kind == "thanked"]
-    assert thanked.event_id == "fb-1"
-    assert view.state.thanks_due is None
+    [thanked] = [e for e in view.state.timeline if e.kind == "engagement_sent"]
+    assert (thanked.programme, thanked.event_id) == ("vip_thanks", "fb-1")
+    assert VIP_THANKS.state_in(view.state) is None
 
 
 async def test_erase_deletes_personal_data_keeps_spend_and_ends_the_journey(
@@ -426,10 +427,10 @@ async def test_the_samantha_loop_cross_sells_a_new_category_and_closes_on_redemp
     assert customer is not None
     assert (customer.cohort, customer.loyalty_points) == ("repeat", 450)
     assert customer.categories == ["dresses", "shoes"]
-    [held] = view.state.wallet
+    [held] = offers(view).wallet
     assert (held.offer_id, held.category) == ("double-points", "shoes")
     assert held.redeemed_at is not None
-    assert view.state.conversions == 1
+    assert offers(view).conversions == 1
     assert view.state.profile.categories == ["dresses", "shoes"]
     assert view.state.profile.loyalty_points == 150 + 120 + 90 * 2
 

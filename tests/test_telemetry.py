@@ -28,12 +28,12 @@ from starter.logging import JOURNEY_LOGGER, standard_library_handler
 from starter.telemetry import TelemetrySettings
 from starter.temporal import connect, journey_view, send_event
 from tests.ingest import ingest_api, raw_event, settings_for
-from tests.journeys import NEVER_QUIET, event
+from tests.journeys import NEVER_QUIET, event, remediation
 from tests.servers import eventually, free_port
 from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.journey import journey_id
-from workflows.state import JourneyState
+from workflows.programmes.remediation import RemediationState
 
 pytestmark = pytest.mark.devserver
 
@@ -148,14 +148,14 @@ async def observed(
         moment = datetime.now(UTC)
         await send_event(client, settings.task_queue, QUICK, event(who, type, moment, **properties))
 
-    async def state() -> JourneyState:
-        return (await journey_view(client, who)).state
+    async def climb() -> RemediationState:
+        return remediation(await journey_view(client, who))
 
     async with running_worker(client, settings), httpx.AsyncClient() as http:
         await send("purchase", amount="40", category="shoes")
-        await eventually(state, lambda s: s.ladder is not None and s.ladder.spent > 0)
+        await eventually(climb, lambda s: s.ladder is not None and s.ladder.spent > 0)
         await send("email_opened")
-        await eventually(state, lambda s: s.remediations_won == 1)
+        await eventually(climb, lambda s: s.won == 1)
 
         async def scrape() -> str:
             return (await http.get(f"http://{address}/metrics")).text

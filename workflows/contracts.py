@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from workflows.calendar import Campaign
 from workflows.cohorts import Cohort, CohortRules
 from workflows.events import CustomerEvent
-from workflows.ladders import Cause
 
 RECORD_EVENTS = "record_events"
 SEND_ENGAGEMENT = "send_engagement"
@@ -45,7 +44,8 @@ class RecordEventsResult(BaseModel):
 class EngagementRequest(BaseModel):
     idempotency_key: str
     customer_id: str
-    cause: Cause
+    # The ladder's cause, or the programme's (above_line, vip_care, campaign).
+    cause: str
     ladder_run_id: str
     step: int
     step_name: str

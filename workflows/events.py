@@ -9,6 +9,7 @@ on ``type``, so a schema (and later the OpenAPI document) names every field per 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -50,6 +51,56 @@ class EventType(StrEnum):
     FEEDBACK = "feedback"
     CONSENT_CHANGED = "consent_changed"
     PROFILE_UPDATED = "profile_updated"
+
+
+class Response(StrEnum):
+    """What an event says of the customer's answer to an engagement."""
+
+    NONE = "none"
+    # Attention: an open, a browse.
+    RESPONDED = "responded"
+    # The customer told us how we did.
+    FEEDBACK = "feedback"
+    # Money: a purchase, a redeemed offer.
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True)
+class EventTraits:
+    """How the journey reads one event type, whichever programme hears it."""
+
+    # +1 lifts the customer above the line, -1 drops them, 0 leaves the line alone.
+    # A feedback event's polarity comes from its rating instead (``polarity``).
+    polarity: int
+    # Something the customer did themselves: it restarts the silence clock.
+    customer_initiated: bool
+    response: Response = Response.NONE
+
+
+# One line per event type. A type left out fails at import, in the worker's start-up and
+# in every test, never as a KeyError inside a workflow task.
+EVENT_TABLE: dict[EventType, EventTraits] = {
+    EventType.PURCHASE: EventTraits(+1, True, Response.RECOVERED),
+    EventType.RETURN: EventTraits(-1, True),
+    EventType.OFFER_REDEEMED: EventTraits(+1, True, Response.RECOVERED),
+    EventType.EMAIL_DELIVERED: EventTraits(0, False),
+    EventType.EMAIL_OPENED: EventTraits(+1, True, Response.RESPONDED),
+    EventType.EMAIL_UNOPENED: EventTraits(-1, False),
+    # A bounce says nothing of the customer's mood; the contact policy reads it.
+    EventType.EMAIL_BOUNCED: EventTraits(0, False),
+    EventType.COMPLAINT: EventTraits(-1, True),
+    EventType.SOCIAL_SHARE: EventTraits(+1, True),
+    EventType.ACHIEVEMENT: EventTraits(+1, True),
+    EventType.APP_BROWSE: EventTraits(+1, True, Response.RESPONDED),
+    EventType.CS_CONTACT: EventTraits(0, True),
+    EventType.DELIVERY_LATE: EventTraits(-1, False),
+    EventType.FEEDBACK: EventTraits(0, True, Response.FEEDBACK),
+    EventType.CONSENT_CHANGED: EventTraits(0, False),
+    EventType.PROFILE_UPDATED: EventTraits(0, False),
+}
+_untabled = set(EventType) - EVENT_TABLE.keys()
+if _untabled:
+    raise RuntimeError(f"EVENT_TABLE has no line for: {', '.join(sorted(_untabled))}")
 
 
 class Properties(BaseModel):
@@ -312,3 +363,15 @@ def summarize(located: Sequence[tuple[str, str]], limit: int = 3) -> str:
 def describe_errors(error: ValidationError) -> str:
     """A short, field-naming account of why an event was refused."""
     return summarize(located_errors(error.errors()))
+
+
+def traits(event: CustomerEvent) -> EventTraits:
+    return EVENT_TABLE[event.type]
+
+
+def polarity(event: CustomerEvent) -> int:
+    """Which way the event moves the customer: feedback by its rating, the rest by type."""
+    if event.type == EventType.FEEDBACK:
+        rating = event.properties.rating
+        return 1 if rating >= 4 else -1 if rating <= 2 else 0
+    return EVENT_TABLE[event.type].polarity

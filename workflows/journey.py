@@ -1,9 +1,14 @@
-"""CustomerJourney: one long-lived workflow per customer.
+"""CustomerJourney: one long-lived workflow per customer, a small interpreter over the
+registered programmes (``workflows/registry.py``).
 
 Signal handlers only queue what arrives (a workflow task is force-failed when more than
-100 events buffer behind a slow one); the main loop applies events, notices silence,
-climbs ladders through activities, and continues as new before history grows large,
-carrying its state and every event not yet applied.
+100 events buffer behind a slow one). Each pass of the main loop applies queued events
+(one ledger write per batch), hands each fresh event to the programmes that hear it,
+then asks the programmes in turn what they want: every engagement goes through one path
+(care, pause and contact policy, the idempotency key, the activity with its retry
+policy, telemetry, the timeline). It then waits for the earliest deadline or the next
+signal, and continues as new before history grows large, carrying its state and every
+event not yet applied.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -19,15 +24,12 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
-    from workflows import campaigns, details, operator, rules, search
+    from workflows import contact, details, engine, operator, search
     from workflows.calendar import Campaign
-    from workflows.catalogue import CATALOGUE
-    from workflows.config import JourneyConfig
     from workflows.contracts import (
         ERASE_CUSTOMER,
-        RECORD_CAMPAIGN_CONTACTS,
         RECORD_EVENTS,
         RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
@@ -37,26 +39,21 @@ with workflow.unsafe.imports_passed_through():
         EraseResult,
         ErasureRequest,
         Outcome,
-        RecordCampaignContactsRequest,
         RecordEventsRequest,
         RecordEventsResult,
         RecordOutcomesRequest,
     )
-    from workflows.events import CustomerEvent, EventType, describe_errors, parse_event
-    from workflows.ladders import VIP_THANK_YOU, Cause, LadderStep
+    from workflows.events import CustomerEvent, describe_errors, parse_event
     from workflows.operator import OperatorRequest, StartLadderRequest
-    from workflows.state import JourneyInput, JourneyState, JourneyView, LadderRun
+    from workflows.patches import AT_START, Patch
+    from workflows.programme import Engagement, Journey, Programme
+    from workflows.registry import CAMPAIGNS, PROGRAMMES
+    from workflows.state import JourneyInput, JourneyState, JourneyView
     from workflows.telemetry import JourneyTelemetry
 
 EVENT_SIGNAL = "event"
 CAMPAIGN_SIGNAL = "campaign"
 STATE_QUERY = "state"
-CONTACT_POLICY_PATCH = "contact-policy"
-VIP_CARE_PATCH = "vip-care"
-ABOVE_THE_LINE_PATCH = "above-the-line"
-OUTCOMES_PATCH = "engagement-outcomes"
-SEARCH_ATTRIBUTES_PATCH = "search-attributes"
-CAMPAIGNS_PATCH = "campaigns"
 ERASE_SIGNAL = "erase"
 PAUSE_UPDATE = "pause"
 RESUME_UPDATE = "resume"
@@ -68,7 +65,7 @@ END_LADDER_UPDATE = "end_ladder"
 LEDGER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
-# A channel that keeps failing should not hold the ladder forever: give up, climb on.
+# A channel that keeps failing should not hold a programme forever: give up, move on.
 ENGAGEMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
@@ -93,7 +90,8 @@ class CustomerJourney:
         self._inbox: deque[Any] = deque(input.pending)
         self._campaign_inbox: deque[Any] = deque(input.pending_campaigns)
         self._received_this_run = 0
-        self._features = rules.Features()
+        # The programmes this journey runs with; set as run() starts (patches decide).
+        self._programmes = engine.Programmes.of(PROGRAMMES, lambda patch: False)
         # Set by an erase request: the journey erases the customer's data and ends.
         self._erasure: str | None = None
         # Set by an operator's update: the main loop looks again.
@@ -106,15 +104,11 @@ class CustomerJourney:
 
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
-        # Journeys that began before these existed keep behaving as they did.
-        self._features = rules.Features(
-            vip_care=workflow.patched(VIP_CARE_PATCH),
-            above_the_line=workflow.patched(ABOVE_THE_LINE_PATCH),
-            engagement_outcomes=workflow.patched(OUTCOMES_PATCH),
-        )
-        state = self._state
-        if state.silence_deadline is None:
-            state.silence_deadline = rules.silence_deadline(state, workflow.now(), self._config)
+        # Journeys that began before a patch keep behaving as they did.
+        for patch in AT_START:
+            workflow.patched(patch)
+        self._programmes = engine.Programmes.of(PROGRAMMES, self._patched)
+        engine.begin(self._journey(), self._programmes)
         while True:
             await self._wait_for_work()
             if self._erasure is not None:
@@ -133,13 +127,27 @@ class CustomerJourney:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     JourneyInput(
-                        customer_id=state.customer_id,
+                        customer_id=self._state.customer_id,
                         config=self._config,
-                        state=state,
+                        state=self._state,
                         pending=list(self._inbox),
                         pending_campaigns=list(self._campaign_inbox),
                     )
                 )
+
+    @staticmethod
+    def _patched(patch: Patch) -> bool:
+        return workflow.patched(patch)
+
+    def _journey(self) -> Journey:
+        """The journey as programmes see it now."""
+        return Journey(self._state, self._config, workflow.now(), self._patched)
+
+    def _told(self, journey: Journey) -> None:
+        """Pass on to telemetry what programmes reported."""
+        for report in journey.reports:
+            self._telemetry.report(report)
+        journey.reports.clear()
 
     @workflow.signal(name=EVENT_SIGNAL)
     def event(self, payload: RawValue) -> None:
@@ -156,7 +164,7 @@ class CustomerJourney:
         try:
             inbox.append(workflow.payload_converter().from_payload(payload.payload))
         except Exception as err:  # any undecodable payload is refused, never raised
-            rules.reject(self._state, self._config, workflow.now(), f"undecodable {what}: {err}")
+            engine.reject(self._journey(), f"undecodable {what}: {err}")
 
     @workflow.signal(name=ERASE_SIGNAL)
     def erase(self, payload: RawValue) -> None:
@@ -167,14 +175,14 @@ class CustomerJourney:
                 workflow.payload_converter().from_payload(payload.payload)
             )
         except Exception as err:  # a bad request is refused, never raised
-            rules.reject(self._state, self._config, workflow.now(), f"invalid erase: {err}")
+            engine.reject(self._journey(), f"invalid erase: {err}")
             return
         self._erasure = self._erasure or request.request_id
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         self._received_this_run += 1
-        rules.reject(self._state, self._config, workflow.now(), f"unknown signal {name!r}")
+        engine.reject(self._journey(), f"unknown signal {name!r}")
 
     @workflow.update(name=PAUSE_UPDATE)
     def pause(self, request: OperatorRequest) -> JourneyView:
@@ -203,9 +211,9 @@ class CustomerJourney:
 
     @workflow.update(name=START_LADDER_UPDATE)
     def start_ladder(self, request: StartLadderRequest) -> JourneyView:
-        operator.start(self._state, self._config, request, workflow.now())
-        if self._state.ladder is not None:
-            self._telemetry.ladder_started(self._state.ladder)
+        journey = self._journey()
+        operator.start(journey, request)
+        self._told(journey)
         self._steered = True
         return self._view()
 
@@ -228,11 +236,9 @@ class CustomerJourney:
             raise operator.Refused("an engagement is being sent right now; try again")
 
     def _steer(
-        self,
-        action: Callable[[JourneyState, JourneyConfig, OperatorRequest, datetime], None],
-        request: OperatorRequest,
+        self, action: Callable[[Journey, OperatorRequest], None], request: OperatorRequest
     ) -> JourneyView:
-        action(self._state, self._config, request, workflow.now())
+        action(self._journey(), request)
         self._steered = True
         return self._view()
 
@@ -241,13 +247,7 @@ class CustomerJourney:
         return self._view()
 
     def _view(self) -> JourneyView:
-        at, action = rules.next_deadline(self._state)
-        return JourneyView(
-            state=self._state,
-            pending_events=len(self._inbox),
-            next_action=action,
-            next_action_at=at,
-        )
+        return engine.view(self._journey(), self._programmes, len(self._inbox))
 
     async def _wait_for_work(self) -> None:
         woken = self._steered
@@ -257,8 +257,8 @@ class CustomerJourney:
         if self._state.paused:  # no deadline acts while paused: wait for a reason
             await workflow.wait_condition(self._has_news)
             return
-        at, action = rules.next_deadline(self._state)
-        if at is None:  # never the case once run() has set the silence clock
+        at, action = engine.next_deadline(self._journey(), self._programmes)
+        if at is None:  # never the case once remediation watches for silence
             return
         remaining = (at - workflow.now()).total_seconds()
         if remaining <= 0:
@@ -270,36 +270,33 @@ class CustomerJourney:
         return bool(self._inbox or self._campaign_inbox or self._erasure or self._steered)
 
     async def _apply_inbox(self) -> None:
-        state, config, now = self._state, self._config, workflow.now()
+        journey = self._journey()
         candidates: dict[str, CustomerEvent] = {}
         while self._inbox:
             raw = self._inbox.popleft()
             try:
                 event = parse_event(raw)
             except ValidationError as err:
-                rules.reject(state, config, now, f"invalid event: {describe_errors(err)}")
+                engine.reject(journey, f"invalid event: {describe_errors(err)}")
                 continue
-            if event.customer_id != state.customer_id:
-                rules.reject(state, config, now, f"event {event.event_id} is for another customer")
-            elif rules.is_duplicate(state, event.event_id) or event.event_id in candidates:
-                rules.ignore_duplicate(state, config, now, event.event_id)
+            if event.customer_id != self._state.customer_id:
+                engine.reject(journey, f"event {event.event_id} is for another customer")
+            elif engine.is_duplicate(journey, event.event_id) or event.event_id in candidates:
+                engine.ignore_duplicate(journey, event.event_id)
             else:
                 candidates[event.event_id] = event
         if not candidates:
             return
         fresh = await self._record(list(candidates.values()))
-        now = workflow.now()
+        journey = self._journey()
         for event_id, event in candidates.items():
             if event_id in fresh:
-                ladder, won = state.ladder, state.remediations_won
-                rules.apply_event(state, config, event, now, self._features)
-                if event.type == EventType.PURCHASE:
-                    campaigns.purchased(state, config, now)
+                engine.apply_event(journey, self._programmes, event)
                 self._telemetry.event_applied(event.type.value)
-                self._ladder_moved(ladder, won)
             else:
-                rules.remember(state, config, event_id)
-                rules.ignore_duplicate(state, config, now, event_id)
+                engine.remember(journey, event_id)
+                engine.ignore_duplicate(journey, event_id)
+        self._told(journey)
 
     async def _record(self, events: list[CustomerEvent]) -> set[str]:
         """Write the batch to the ledger; the ledger says which ids are new to it, which
@@ -321,172 +318,118 @@ class CustomerJourney:
             )
         except ActivityError as err:
             # Only a non-retryable failure lands here; the window still dedupes.
-            rules.reject(self._state, self._config, workflow.now(), f"ledger refused: {err}")
+            engine.reject(self._journey(), f"ledger refused: {err}")
             return {event.event_id for event in events}
         return set(result.fresh_event_ids)
 
     def _receive_campaigns(self) -> None:
-        state, config, now = self._state, self._config, workflow.now()
+        journey = self._journey()
         # Journeys that began before campaigns existed refused the signal as unknown.
-        known = workflow.patched(CAMPAIGNS_PATCH)
+        known = journey.patched(Patch.CAMPAIGNS)
         while self._campaign_inbox:
             raw = self._campaign_inbox.popleft()
             if not known:
-                rules.reject(state, config, now, f"unknown signal {CAMPAIGN_SIGNAL!r}")
+                engine.reject(journey, f"unknown signal {CAMPAIGN_SIGNAL!r}")
                 continue
             try:
                 campaign = Campaign.model_validate(raw)
             except ValidationError as err:
-                rules.reject(state, config, now, f"invalid campaign: {describe_errors(err)}")
+                engine.reject(journey, f"invalid campaign: {describe_errors(err)}")
                 continue
-            campaigns.receive(state, config, campaign, now)
-
-    def _ladder_moved(self, before: LadderRun | None, won_before: int) -> None:
-        """Tell ops what an event did to the ladder: won it, or started another."""
-        state = self._state
-        if before is not None and state.remediations_won > won_before:
-            self._telemetry.remediation_won(before)
-        if state.ladder is not None and (before is None or state.ladder.run_id != before.run_id):
-            self._telemetry.ladder_started(state.ladder)
+            received = CAMPAIGNS.received(journey, CAMPAIGNS.state_in(self._state), campaign)
+            CAMPAIGNS.put(self._state, received)
 
     async def _advance(self) -> None:
-        state, config = self._state, self._config
-        rules.update_cohort(state, config, workflow.now())
-        if state.outcomes_due:
+        """Let time act, then give each programme its turn."""
+        journey = self._journey()
+        engine.update_cohort(journey)
+        engine.forget_expired_holds(journey)
+        if self._state.outcomes_due:
             await self._file_outcomes()
-        while (send := campaigns.next_send(state, config, workflow.now())) is not None:
-            await self._send_campaign(*send)
-        if state.campaign_contacts_due:
-            await self._file_campaign_contacts()
-        if state.paused:
+        for programme in self._programmes.by_turn:
+            if self._state.paused and not programme.runs_while_paused:
+                continue
+            await self._turn(programme)
+
+    async def _turn(self, programme: Programme[Any]) -> None:
+        """One programme's turn: what it wants goes out (or waits, or is dropped), then
+        what it has to file is filed."""
+        journey = self._journey()
+        state = programme.state_in(self._state)
+        if state is None:
             return
-        if state.thanks_due is not None:
-            await self._thank(state.thanks_due)
-        if state.offer_due is not None:
-            await self._offer()
-        flatlined = rules.flatline_if_silent(state, config, workflow.now(), self._features)
-        if flatlined and state.ladder is not None:
-            self._telemetry.flatline(state.ladder)
-        run = state.ladder
-        step = rules.step_due(state, config, workflow.now())
-        if run is None or step is None:
+        wanted = programme.wants(journey, state)
+        programme.put(self._state, state)
+        self._told(journey)
+        for engagement in wanted:
+            await self._engage(programme, engagement)
+        state = programme.state_in(self._state)
+        for filing in programme.filings(state) if state is not None else []:
+            await self._file(filing.activity, filing.request, filing.summary)
+
+    async def _engage(self, programme: Programme[Any], engagement: Engagement) -> None:
+        """The one path every engagement takes: care, pause and contact policy decide;
+        then it is sent at most once (its key), and the programme is told how it went."""
+        journey = self._journey()
+        if journey.held(engagement.key):
             return
-        # Journeys that began before the contact policy existed keep sending as they did.
-        if workflow.patched(CONTACT_POLICY_PATCH):
-            channel = rules.contact_channel(state, config, run, step, workflow.now())
-            if channel is None:
+        decision = engine.decide(journey, self._programmes, engagement)
+        state = programme.state_in(self._state)
+        if state is None:
+            return
+        match decision:
+            case contact.Defer(until=until, reason=reason):
+                engine.hold(journey, programme.name, engagement, until, reason)
                 return
-            step = step.model_copy(update={"channel": channel})
-        await self._send(run, step)
-
-    async def _send(self, run: LadderRun, step: LadderStep) -> None:
-        summary = rules.step_summary(run, step)
-        failure = await self._engage(run.cause, run.run_id, run.step + 1, step, summary)
+            case contact.Skip(reason=reason):
+                self._state.held.pop(engagement.key, None)
+                journey.note(
+                    "engagement_skipped",
+                    f"{engagement.summary} skipped: {reason}",
+                    event_id=engagement.event_id,
+                    programme=programme.name,
+                )
+                programme.put(self._state, programme.skipped(journey, state, engagement, reason))
+                return
+            case contact.Send(channel=channel):
+                self._state.held.pop(engagement.key, None)
+                engagement = engagement.model_copy(update={"channel": channel})
+        failure = await self._send(engagement)
+        journey = self._journey()
+        state = programme.state_in(self._state)
         if failure is not None:
-            rules.step_failed(self._state, self._config, run, step, workflow.now(), failure)
+            journey.note(
+                "engagement_failed",
+                f"{engagement.summary} failed: {failure}",
+                event_id=engagement.event_id,
+                programme=programme.name,
+            )
+            after = programme.failed(journey, state, engagement, failure) if state else None
         else:
-            rules.step_sent(self._state, self._config, run, step, workflow.now())
+            engine.touched(journey, engagement)
+            journey.note(
+                "engagement_sent",
+                engagement.summary,
+                event_id=engagement.event_id,
+                programme=programme.name,
+            )
+            after = programme.sent(journey, state, engagement) if state else None
+        programme.put(self._state, after)
+        self._told(journey)
 
-    async def _thank(self, feedback_event_id: str) -> None:
-        state, config = self._state, self._config
-        channel = rules.thank_you_channel(state, config, workflow.now())
-        if channel is None:
-            return
-        step = VIP_THANK_YOU.model_copy(update={"channel": channel})
-        summary = f"VIP care: {step.name} by {channel} for feedback {feedback_event_id}"
-        failure = await self._engage(
-            Cause.VIP_CARE, f"thanks-{feedback_event_id}", 1, step, summary
-        )
-        rules.thanked(
-            state, config, workflow.now(), summary + (f" failed: {failure}" if failure else "")
-        )
-
-    async def _file_outcomes(self) -> None:
-        """Tell the store what became of engagements (journeys that began before this
-        existed only forget them)."""
-        due, self._state.outcomes_due = self._state.outcomes_due, []
-        if not self._features.engagement_outcomes:
-            return
-        outcomes = [
-            Outcome(idempotency_key=self._key(o.engagement), outcome=o.outcome, at=o.at)
-            for o in due
-        ]
-        await workflow.execute_activity(
-            RECORD_OUTCOMES,
-            RecordOutcomesRequest(outcomes=outcomes),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LEDGER_RETRY,
-            summary=", ".join(f"{o.engagement}: {o.outcome}" for o in due),
-        )
-
-    async def _send_campaign(self, campaign: Campaign, send: campaigns.Send) -> None:
-        step = LadderStep(
-            name=send.content_key,
-            channel=send.channel,
-            cost=campaign.cost,
-            offer_id=campaign.offer_id,
-        )
-        summary = f"campaign {campaign.title}: {send.content_key} by {send.channel}"
-        failure = await self._engage(
-            Cause.CAMPAIGN, campaign.run_id, 1, step, summary, send.category
-        )
-        campaigns.done(self._state, self._config, campaign, send, workflow.now(), failure)
-
-    async def _file_campaign_contacts(self) -> None:
-        """Tell the single customer view what campaigns came to for this customer."""
-        due, self._state.campaign_contacts_due = self._state.campaign_contacts_due, []
-        await workflow.execute_activity(
-            RECORD_CAMPAIGN_CONTACTS,
-            RecordCampaignContactsRequest(contacts=due),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LEDGER_RETRY,
-            summary=", ".join(f"{c.campaign}: {c.outcome.value}" for c in due),
-        )
-
-    def _key(self, engagement: str) -> str:
-        """An engagement's idempotency key: journey, first run, then its own name."""
-        info = workflow.info()
-        return f"{info.workflow_id}/{info.first_execution_run_id}/{engagement}"
-
-    async def _offer(self) -> None:
-        state, config = self._state, self._config
-        offer = state.offer_due
-        channel = rules.offer_channel(state, config, workflow.now())
-        if offer is None or channel is None:
-            return
-        listed = CATALOGUE[offer.offer_id]
-        step = LadderStep(
-            name=listed.description, channel=channel, cost=listed.cost, offer_id=offer.offer_id
-        )
-        target = f" on {offer.category}" if offer.category else ""
-        summary = f"above the line: {offer.offer_id}{target} by {channel} ({offer.why})"
-        failure = await self._engage(Cause.ABOVE_LINE, offer.key, 1, step, summary, offer.category)
-        if failure is not None:
-            rules.offer_not_sent(state, config, workflow.now(), failure)
-        else:
-            rules.offer_sent(state, config, offer, channel, workflow.now())
-
-    async def _engage(
-        self,
-        cause: Cause,
-        run_id: str,
-        step_number: int,
-        step: LadderStep,
-        summary: str,
-        offer_category: str | None = None,
-    ) -> str | None:
+    async def _send(self, engagement: Engagement) -> str | None:
         """Send one engagement, at most once (the key); returns why it failed, if it did."""
         request = EngagementRequest(
-            idempotency_key=self._key(f"{run_id}/step-{step_number}"),
+            idempotency_key=self._key(engagement.key),
             customer_id=self._state.customer_id,
-            cause=cause,
-            ladder_run_id=run_id,
-            step=step_number,
-            step_name=step.name,
-            channel=step.channel,
-            cost=step.cost,
-            offer_id=step.offer_id,
-            offer_category=offer_category,
+            cause=engagement.cause,
+            ladder_run_id=engagement.series,
+            step=engagement.step,
+            step_name=engagement.name,
+            channel=engagement.channel,
+            cost=engagement.cost,
+            offer_id=engagement.offer_id,
+            offer_category=engagement.offer_category,
         )
         self._sending = True
         try:
@@ -496,16 +439,44 @@ class CustomerJourney:
                 result_type=EngagementResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=ENGAGEMENT_RETRY,
-                summary=summary,
+                summary=engagement.summary,
             )
         except ActivityError as err:
             failure = str(err.cause) if err.cause else str(err)
-            self._telemetry.engagement_failed(summary, failure)
+            self._telemetry.engagement_failed(engagement, failure)
             return failure
         finally:
             self._sending = False
-        self._telemetry.engagement_sent(cause, step_number, step.channel, step.cost, summary)
+        self._telemetry.engagement_sent(engagement)
         return None
+
+    async def _file_outcomes(self) -> None:
+        """Tell the store what became of engagements (journeys that began before this
+        existed only forget them)."""
+        due, self._state.outcomes_due = self._state.outcomes_due, []
+        if not self._patched(Patch.ENGAGEMENT_OUTCOMES):
+            return
+        outcomes = [
+            Outcome(idempotency_key=self._key(o.engagement), outcome=o.outcome, at=o.at)
+            for o in due
+        ]
+        summary = ", ".join(f"{o.engagement}: {o.outcome}" for o in due)
+        await self._file(RECORD_OUTCOMES, RecordOutcomesRequest(outcomes=outcomes), summary)
+
+    async def _file(self, activity: str, request: BaseModel, summary: str) -> None:
+        """A write to the single customer view, retried until the store takes it."""
+        await workflow.execute_activity(
+            activity,
+            request,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LEDGER_RETRY,
+            summary=summary,
+        )
+
+    def _key(self, engagement: str) -> str:
+        """An engagement's idempotency key: journey, first run, then its own name."""
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{engagement}"
 
     async def _erase(self, request_id: str) -> None:
         """Delete the customer's data from the store (retried until it succeeds), then
@@ -526,13 +497,13 @@ class CustomerJourney:
                 summary=f"erase customer data (request {request_id}, pass {passes})",
             )
         self._state = JourneyState(customer_id=self._state.customer_id)
-        rules.note(self._state, self._config, workflow.now(), "erased", f"request {request_id}")
+        self._journey().note("erased", f"request {request_id}")
         workflow.set_current_details(f"Erased (request {request_id}); this journey has ended.")
 
     def _index(self) -> None:
         """Upsert the search attributes that changed (journeys that began before they
         existed do not index themselves)."""
-        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+        if not self._patched(Patch.SEARCH_ATTRIBUTES):
             return
         now = search.values(self._state)
         changed = {name: value for name, value in now.items() if self._indexed.get(name) != value}

@@ -2,34 +2,19 @@
 
 The cause of a fall below the line picks the ladder. Steps climb in cost, from the
 cheapest engagement to the most expensive one the business will pay for; each waits for
-a positive response of the kinds its ladder lists. Priority settles which ladder wins
-when a second cause arrives mid-climb (a complaint outranks a lapse).
+a response of the grades its ladder counts (``workflows/events.py``, ``Response``).
+Priority settles which ladder wins when a second cause arrives mid-climb (a complaint
+outranks a lapse). Ladders are registered in ``workflows/registry.py``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflows.events import EventType
-
-
-class Cause(StrEnum):
-    SILENCE = "silence"
-    RETURN = "return"
-    COMPLAINT = "complaint"
-    DELIVERY_LATE = "delivery_late"
-    # The check-in a dormant customer gets once per dormant cadence.
-    DORMANT = "dormant"
-    # A VIP's priority handling (the service ticket, the thank-you); not a ladder.
-    VIP_CARE = "vip_care"
-    # Offers to customers above the line; not a ladder either.
-    ABOVE_LINE = "above_line"
-    # A calendared campaign's message; not a ladder.
-    CAMPAIGN = "campaign"
+from workflows.events import EventType, Response
 
 
 class LadderStep(BaseModel):
@@ -46,10 +31,15 @@ class LadderStep(BaseModel):
 class Ladder(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    cause: Cause
+    # Names the ladder's runs and the cause its engagements are filed under.
+    cause: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     priority: int
     steps: tuple[LadderStep, ...]
-    resolved_by: frozenset[EventType]
+    resolved_by: frozenset[Response]
+    # The events that start (or escalate to) it; silence and dormancy start by time.
+    started_by: frozenset[EventType] = frozenset()
+    # Service remediation: a sale blast while it climbs would be tone-deaf.
+    service: bool = False
 
     @model_validator(mode="after")
     def _climbs_in_cost(self) -> Ladder:
@@ -59,95 +49,84 @@ class Ladder(BaseModel):
         return self
 
 
-_WON_BACK = frozenset(
-    {EventType.PURCHASE, EventType.OFFER_REDEEMED, EventType.EMAIL_OPENED, EventType.APP_BROWSE}
+WON_BACK = frozenset({Response.RECOVERED, Response.RESPONDED})
+MADE_GOOD = frozenset({Response.RECOVERED, Response.FEEDBACK})
+
+SILENCE = Ladder(
+    cause="silence",
+    priority=1,
+    resolved_by=WON_BACK,
+    steps=(
+        LadderStep(name="we miss you", channel="email", cost=Decimal("0.05")),
+        LadderStep(name="10% offer", channel="email", cost=Decimal("2.00"), offer_id="pct10"),
+        LadderStep(
+            name="free shipping", channel="push", cost=Decimal("6.00"), offer_id="free-shipping"
+        ),
+        LadderStep(name="20% offer", channel="sms", cost=Decimal("12.00"), offer_id="pct20"),
+    ),
 )
-_MADE_GOOD = frozenset({EventType.PURCHASE, EventType.OFFER_REDEEMED, EventType.FEEDBACK})
-
-LADDERS: dict[Cause, Ladder] = {
-    ladder.cause: ladder
-    for ladder in (
-        Ladder(
-            cause=Cause.SILENCE,
-            priority=1,
-            resolved_by=_WON_BACK,
-            steps=(
-                LadderStep(name="we miss you", channel="email", cost=Decimal("0.05")),
-                LadderStep(
-                    name="10% offer", channel="email", cost=Decimal("2.00"), offer_id="pct10"
-                ),
-                LadderStep(
-                    name="free shipping",
-                    channel="push",
-                    cost=Decimal("6.00"),
-                    offer_id="free-shipping",
-                ),
-                LadderStep(
-                    name="20% offer", channel="sms", cost=Decimal("12.00"), offer_id="pct20"
-                ),
-            ),
+RETURN = Ladder(
+    cause="return",
+    priority=2,
+    resolved_by=MADE_GOOD,
+    started_by=frozenset({EventType.RETURN}),
+    steps=(
+        LadderStep(name="how did we do", channel="email", cost=Decimal("0.05")),
+        LadderStep(
+            name="exchange credit",
+            channel="email",
+            cost=Decimal("5.00"),
+            offer_id="exchange-credit",
         ),
-        Ladder(
-            cause=Cause.RETURN,
-            priority=2,
-            resolved_by=_MADE_GOOD,
-            steps=(
-                LadderStep(name="how did we do", channel="email", cost=Decimal("0.05")),
-                LadderStep(
-                    name="exchange credit",
-                    channel="email",
-                    cost=Decimal("5.00"),
-                    offer_id="exchange-credit",
-                ),
-                LadderStep(
-                    name="free shipping next order",
-                    channel="push",
-                    cost=Decimal("6.00"),
-                    offer_id="free-shipping",
-                ),
-            ),
+        LadderStep(
+            name="free shipping next order",
+            channel="push",
+            cost=Decimal("6.00"),
+            offer_id="free-shipping",
         ),
-        Ladder(
-            cause=Cause.DELIVERY_LATE,
-            priority=3,
-            resolved_by=_MADE_GOOD,
-            steps=(
-                LadderStep(name="apology", channel="email", cost=Decimal("0.05")),
-                LadderStep(
-                    name="shipping refund",
-                    channel="email",
-                    cost=Decimal("8.00"),
-                    offer_id="shipping-refund",
-                ),
-            ),
+    ),
+)
+DELIVERY_LATE = Ladder(
+    cause="delivery_late",
+    priority=3,
+    resolved_by=MADE_GOOD,
+    started_by=frozenset({EventType.DELIVERY_LATE}),
+    service=True,
+    steps=(
+        LadderStep(name="apology", channel="email", cost=Decimal("0.05")),
+        LadderStep(
+            name="shipping refund",
+            channel="email",
+            cost=Decimal("8.00"),
+            offer_id="shipping-refund",
         ),
-        Ladder(
-            cause=Cause.COMPLAINT,
-            priority=4,
-            resolved_by=_MADE_GOOD,
-            steps=(
-                LadderStep(name="apology", channel="email", cost=Decimal("0.05")),
-                LadderStep(name="priority service call", channel="service", cost=Decimal("15.00")),
-                LadderStep(
-                    name="replacement product",
-                    channel="service",
-                    cost=Decimal("40.00"),
-                    offer_id="replacement",
-                ),
-            ),
+    ),
+)
+COMPLAINT = Ladder(
+    cause="complaint",
+    priority=4,
+    resolved_by=MADE_GOOD,
+    started_by=frozenset({EventType.COMPLAINT}),
+    service=True,
+    steps=(
+        LadderStep(name="apology", channel="email", cost=Decimal("0.05")),
+        LadderStep(name="priority service call", channel="service", cost=Decimal("15.00")),
+        LadderStep(
+            name="replacement product",
+            channel="service",
+            cost=Decimal("40.00"),
+            offer_id="replacement",
         ),
-        Ladder(
-            cause=Cause.DORMANT,
-            priority=0,
-            resolved_by=_WON_BACK,
-            steps=(LadderStep(name="dormant check-in", channel="email", cost=Decimal("0.05")),),
-        ),
-    )
-}
-
+    ),
+)
+# The check-in a dormant customer gets once per dormant cadence.
+DORMANT = Ladder(
+    cause="dormant",
+    priority=0,
+    resolved_by=WON_BACK,
+    steps=(LadderStep(name="dormant check-in", channel="email", cost=Decimal("0.05")),),
+)
 
 # A VIP who pivots (a flatline, a return, a complaint, a late delivery) is handled by a
 # person first: this step opens a customer-service ticket before any marketing touch.
 VIP_CARE_TICKET = LadderStep(name="VIP care ticket", channel="ticket", cost=Decimal("5.00"))
-# And a VIP who gives feedback is thanked for it.
-VIP_THANK_YOU = LadderStep(name="thank-you note", channel="email", cost=Decimal("0.05"))

@@ -1,18 +1,16 @@
 """Operator actions on a journey: pause, resume, skip the current step, start a ladder,
 end the current ladder. Each has a check (the update's validator: a refusal names its
 reason and leaves no trace in history) and an effect, noted in the timeline with who
-asked. Pure functions, like the rest of the rules.
+asked. Pure functions, like the programmes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from workflows.config import JourneyConfig
-from workflows.ladders import LADDERS, Cause
-from workflows.rules import note, silence_deadline, start_ladder, steps_of
+from workflows.programme import Journey
+from workflows.programmes.remediation import LadderRun, RemediationState
+from workflows.registry import REMEDIATION
 from workflows.state import JourneyState, LinePosition
 
 
@@ -23,11 +21,19 @@ class OperatorRequest(BaseModel):
 
 
 class StartLadderRequest(OperatorRequest):
-    cause: Cause
+    # A registered ladder's cause (silence, return, complaint, delivery_late, dormant).
+    cause: str = Field(min_length=1, max_length=32)
 
 
 class Refused(ValueError):
     """The action does not apply to the journey as it stands."""
+
+
+def _climbing(state: JourneyState) -> tuple[RemediationState, LadderRun] | None:
+    remediation = REMEDIATION.state_in(state)
+    if remediation is None or remediation.ladder is None:
+        return None
+    return remediation, remediation.ladder
 
 
 def check_pause(state: JourneyState) -> None:
@@ -41,19 +47,20 @@ def check_resume(state: JourneyState) -> None:
 
 
 def check_skip(state: JourneyState) -> None:
-    if state.ladder is None:
+    if _climbing(state) is None:
         raise Refused("no ladder is climbing: there is no step to skip")
 
 
-def check_start(state: JourneyState, cause: Cause) -> None:
-    if cause not in LADDERS:
-        raise Refused(f"{cause.value} is not a ladder")
-    if state.ladder is not None:
-        raise Refused(f"the {state.ladder.cause.value} ladder is climbing: end it first")
+def check_start(state: JourneyState, cause: str) -> None:
+    if cause not in REMEDIATION.ladders:
+        raise Refused(f"{cause} is not a ladder; ladders: {', '.join(REMEDIATION.ladders)}")
+    climbing = _climbing(state)
+    if climbing is not None:
+        raise Refused(f"the {climbing[1].cause} ladder is climbing: end it first")
 
 
 def check_end(state: JourneyState) -> None:
-    if state.ladder is None:
+    if _climbing(state) is None:
         raise Refused("no ladder is climbing")
 
 
@@ -61,47 +68,44 @@ def _said(request: OperatorRequest) -> str:
     return f" by {request.by}" + (f": {request.reason}" if request.reason else "")
 
 
-def pause(
-    state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
-) -> None:
+def pause(journey: Journey, request: OperatorRequest) -> None:
     """Nothing goes out while paused (steps, offers, thank-yous); events still apply."""
-    state.paused_by = request.by
-    note(state, config, now, "paused", "journey paused" + _said(request))
+    journey.state.paused_by = request.by
+    journey.note("paused", "journey paused" + _said(request))
 
 
-def resume(
-    state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
-) -> None:
-    state.paused_by = None
-    note(state, config, now, "resumed", "journey resumed" + _said(request))
+def resume(journey: Journey, request: OperatorRequest) -> None:
+    journey.state.paused_by = None
+    journey.note("resumed", "journey resumed" + _said(request))
 
 
-def skip(
-    state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
-) -> None:
+def skip(journey: Journey, request: OperatorRequest) -> None:
     """The current step, sent or not, is passed over; the next one is due now."""
-    run = state.ladder
-    assert run is not None
-    what = f"step {run.step + 1} of {len(steps_of(run))} of {run.cause.value} ladder"
+    climbing = _climbing(journey.state)
+    assert climbing is not None
+    _, run = climbing
+    what = f"step {run.step + 1} of {len(REMEDIATION.steps_of(run))} of {run.cause} ladder"
+    journey.state.held.pop(run.step_key, None)
     run.step += 1
     run.response_deadline = None
-    run.deferred_until = None
-    note(state, config, now, "step_skipped", f"{what} skipped" + _said(request))
+    journey.note("step_skipped", f"{what} skipped" + _said(request))
 
 
-def start(
-    state: JourneyState, config: JourneyConfig, request: StartLadderRequest, now: datetime
-) -> None:
-    start_ladder(state, config, request.cause, now, "started" + _said(request))
+def start(journey: Journey, request: StartLadderRequest) -> None:
+    remediation = REMEDIATION.state_in(journey.state) or REMEDIATION.begin(journey)
+    ladder = REMEDIATION.ladders[request.cause]
+    REMEDIATION.start(journey, remediation, ladder, "started" + _said(request), care=False)
+    REMEDIATION.put(journey.state, remediation)
+    assert remediation.ladder is not None
+    journey.report("journey.ladder_started", cause=ladder.cause, ladder=remediation.ladder.run_id)
 
 
-def end(
-    state: JourneyState, config: JourneyConfig, request: OperatorRequest, now: datetime
-) -> None:
+def end(journey: Journey, request: OperatorRequest) -> None:
     """The climb stops where it is; the customer is back on the line, silence re-armed."""
-    run = state.ladder
-    assert run is not None
-    state.ladder = None
-    state.line_position = LinePosition.EQUATOR
-    state.silence_deadline = silence_deadline(state, now, config)
-    note(state, config, now, "ladder_ended", f"{run.cause.value} ladder ended" + _said(request))
+    climbing = _climbing(journey.state)
+    assert climbing is not None
+    remediation, run = climbing
+    remediation.ladder = None
+    journey.state.line_position = LinePosition.EQUATOR
+    remediation.silence_deadline = REMEDIATION.silence_deadline(journey, remediation)
+    journey.note("ladder_ended", f"{run.cause} ladder ended" + _said(request))

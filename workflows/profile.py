@@ -9,20 +9,10 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from workflows.catalogue import points_multiplier
-from workflows.events import CustomerEvent, EventType
+from workflows.events import EVENT_TABLE, CustomerEvent, EventType
 
 # How many purchase times the cadence is measured over.
 CADENCE_PURCHASES = 12
-
-# Events the customer did themselves: each restarts the silence clock.
-CUSTOMER_INITIATED = frozenset(EventType) - {
-    EventType.EMAIL_DELIVERED,
-    EventType.EMAIL_UNOPENED,
-    EventType.EMAIL_BOUNCED,
-    EventType.DELIVERY_LATE,
-    EventType.CONSENT_CHANGED,
-    EventType.PROFILE_UPDATED,
-}
 
 
 class Profile(BaseModel):
@@ -75,7 +65,7 @@ def update_profile(profile: Profile, event: CustomerEvent, now: datetime) -> Non
                 setattr(profile, field, value)
         case _:
             pass
-    if event.type in CUSTOMER_INITIATED and (
+    if EVENT_TABLE[event.type].customer_initiated and (
         profile.last_activity_at is None or happened > profile.last_activity_at
     ):
         profile.last_activity_at = happened

@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
+from workflows.registry import REMEDIATION
 from workflows.state import JourneyState
 
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
@@ -37,12 +38,13 @@ _BY_NAME = {key.name: key for key in KEYS}
 def values(state: JourneyState) -> dict[str, Any]:
     """The journey's search attributes as its state stands ("none" where nothing is;
     None leaves the attribute unset)."""
-    run = state.ladder
+    remediation = REMEDIATION.state_in(state)
+    run = remediation.ladder if remediation else None
     return {
         CUSTOMER_ID.name: state.customer_id,
         TIER.name: state.cohort.value if state.cohort else "none",
         LINE_POSITION.name: state.line_position.value,
-        LADDER.name: run.cause.value if run else "none",
+        LADDER.name: run.cause if run else "none",
         LADDER_STEP.name: run.step + 1 if run else 0,
         LAST_EVENT_AT.name: state.profile.last_activity_at,
         LIFETIME_VALUE.name: float(state.profile.lifetime_value),

@@ -3,8 +3,9 @@ lines (``journey.*``, the customer id a field) through the SDK's workflow logger
 are replay-safe (silent while a journey replays its history), so each moment is counted
 and logged once, and neither adds anything to the history: changing them needs no patch.
 
-The counters, as Prometheus shows them (``_total`` added), each also labelled with the
-namespace, task queue and workflow type:
+Programmes report their moments (``Journey.report``); the journey's one engagement path
+reports what it sends. The counters, as Prometheus shows them (``_total`` added), each
+also labelled with the namespace, task queue and workflow type:
 
 - ``equator_events_applied{event_type}``: fresh events applied.
 - ``equator_engagements_sent{cause, channel, step}``: engagements that went out.
@@ -16,14 +17,12 @@ namespace, task queue and workflow type:
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import MetricAttributes, MetricCounter
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.ladders import LADDERS, Cause
-    from workflows.state import LadderRun
+    from workflows.programme import Engagement, Report
 
 
 # Each counter's name and what it counts.
@@ -52,31 +51,27 @@ class JourneyTelemetry:
     def event_applied(self, event_type: str) -> None:
         self._add("equator_events_applied", 1, {"event_type": event_type})
 
-    def engagement_sent(
-        self, cause: Cause, step_number: int, channel: str, cost: Decimal, summary: str
-    ) -> None:
+    def engagement_sent(self, engagement: Engagement) -> None:
         self._add(
             "equator_engagements_sent",
             1,
-            {"cause": cause.value, "channel": channel, "step": step_number},
+            {"cause": engagement.cause, "channel": engagement.channel, "step": engagement.step},
         )
-        if cause in LADDERS:  # a remediation ladder's step
-            self._add("equator_remediation_cost_cents", int(cost * 100), {"cause": cause.value})
-        self._log("journey.engagement_sent", summary=summary)
+        self._log("journey.engagement_sent", summary=engagement.summary)
 
-    def engagement_failed(self, summary: str, failure: str) -> None:
-        self._log("journey.engagement_failed", logging.WARNING, summary=summary, error=failure)
+    def engagement_failed(self, engagement: Engagement, failure: str) -> None:
+        self._log(
+            "journey.engagement_failed",
+            logging.WARNING,
+            summary=engagement.summary,
+            error=failure,
+        )
 
-    def ladder_started(self, run: LadderRun) -> None:
-        self._log("journey.ladder_started", cause=run.cause.value, ladder=run.run_id)
+    def report(self, report: Report) -> None:
+        if report.counter is not None:
+            self._add(report.counter, report.value, dict(report.labels))
+        if report.what is not None:
+            self._log(report.what, **report.fields)
 
-    def flatline(self, run: LadderRun) -> None:
-        self._add("equator_flatlines_detected", 1, {"cause": run.cause.value})
-        self._log("journey.flatline", cause=run.cause.value, ladder=run.run_id)
-
-    def remediation_won(self, run: LadderRun) -> None:
-        self._add("equator_remediations_won", 1, {"cause": run.cause.value})
-        self._log("journey.ladder_won", cause=run.cause.value, ladder=run.run_id, step=run.step + 1)
-
-    def _log(self, what: str, level: int = logging.INFO, **fields: object) -> None:
+    def _log(self, what: str, level: int = logging.INFO, /, **fields: object) -> None:
         workflow.logger.log(level, what, extra={"customer_id": self._customer_id, **fields})

@@ -1,0 +1,209 @@
+"""The journey's interpreter as pure functions: events to programmes, the one decision
+every engagement goes through, and when the journey next acts. The workflow
+(``workflows/journey.py``) adds only timers, activities and continue-as-new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workflows import contact
+from workflows.cohorts import cohort_of
+from workflows.events import CustomerEvent, EventType
+from workflows.patches import Patch
+from workflows.profile import update_profile
+from workflows.programme import Contact, Deadline, Engagement, Journey, Programme
+from workflows.state import JourneyView, ProgrammeView
+from workflows.timeline import when
+
+
+@dataclass(frozen=True)
+class Programmes:
+    """The registered programmes one journey runs: those whose patch it has."""
+
+    # In hearing order (the registry's).
+    enabled: tuple[Programme[Any], ...]
+    by_turn: tuple[Programme[Any], ...]
+    by_event: dict[EventType, tuple[Programme[Any], ...]]
+
+    @classmethod
+    def of(
+        cls, registered: Sequence[Programme[Any]], patched: Callable[[Patch], bool]
+    ) -> Programmes:
+        enabled = tuple(p for p in registered if p.since is None or patched(p.since))
+        return cls(
+            enabled=enabled,
+            by_turn=tuple(sorted(enabled, key=lambda p: p.turn)),
+            by_event={
+                event_type: tuple(p for p in enabled if event_type in p.hears)
+                for event_type in EventType
+            },
+        )
+
+
+def begin(journey: Journey, programmes: Programmes) -> None:
+    """Give each programme that starts with the journey its state."""
+    for programme in programmes.enabled:
+        if programme.state_in(journey.state) is None:
+            programme.put(journey.state, programme.begin(journey))
+
+
+def apply_event(journey: Journey, programmes: Programmes, event: CustomerEvent) -> None:
+    """Apply one fresh event: the shared profile, then every programme that hears it."""
+    state = journey.state
+    remember(journey, event.event_id)
+    state.events_applied += 1
+    update_profile(state.profile, event, journey.now)
+    journey.note("event", describe_event(event), event_id=event.event_id)
+    for programme in programmes.by_event[event.type]:
+        programme.put(state, programme.heard(journey, programme.state_in(state), event))
+
+
+def describe_event(event: CustomerEvent) -> str:
+    props = event.properties.model_dump(exclude_none=True)
+    details = ", ".join(f"{key} {value}" for key, value in props.items())
+    text = f"{event.type.value}: {details}" if details else event.type.value
+    return f"{text} (from {event.source})" if event.source else text
+
+
+def is_duplicate(journey: Journey, event_id: str) -> bool:
+    return event_id in journey.state.recent_event_ids
+
+
+def remember(journey: Journey, event_id: str) -> None:
+    ids = journey.state.recent_event_ids
+    ids.append(event_id)
+    del ids[: -journey.config.dedupe_window]
+
+
+def reject(journey: Journey, reason: str) -> None:
+    """Input that cannot be applied is counted and shown, never raised."""
+    journey.state.events_rejected += 1
+    journey.note("rejected", reason)
+
+
+def ignore_duplicate(journey: Journey, event_id: str) -> None:
+    journey.state.duplicates_ignored += 1
+    journey.note("duplicate", "already applied", event_id=event_id)
+
+
+def update_cohort(journey: Journey) -> None:
+    """Re-evaluate the cohort (value and orders change with events, recency with time);
+    a change is a moment in the customer's story, so it goes in the timeline."""
+    state = journey.state
+    cohort = cohort_of(state.profile, journey.config.cohorts, journey.now)
+    if cohort != state.cohort:
+        was = state.cohort.value if state.cohort else "none"
+        journey.note("cohort_changed", f"cohort {was} → {cohort or 'none'}")
+        state.cohort = cohort
+
+
+def care(journey: Journey, programmes: Programmes) -> str | None:
+    """The care under way (a complaint's ladder, a VIP's ticket), if any."""
+    for programme in programmes.enabled:
+        programme_state = programme.state_in(journey.state)
+        if programme_state is not None and (reason := programme.care(programme_state)):
+            return reason
+    return None
+
+
+def decide(journey: Journey, programmes: Programmes, engagement: Engagement) -> contact.Decision:
+    """The one decision every engagement goes through before it is sent: care first,
+    then a pause, then the contact policy as the engagement asks for it."""
+    if engagement.care_first and (reason := care(journey, programmes)):
+        return contact.Skip(f"in {reason} remediation")
+    state, policy = journey.state, journey.config.contact
+    if state.paused:
+        return contact.Skip("journey paused")
+    match engagement.contact:
+        case Contact.NONE:
+            return contact.Send(engagement.channel)
+        case Contact.CONSENT:
+            channel = contact.reachable_channel(state.profile, policy, engagement.channel)
+            if channel is None:
+                return contact.Skip(f"no consent for {engagement.channel}")
+            return contact.Send(channel)
+        case Contact.POLICY:
+            decision = contact.decide(
+                state.profile, policy, engagement.channel, state.marketing_touches, journey.now
+            )
+            expires = engagement.expires_at
+            if isinstance(decision, contact.Defer) and expires and decision.until >= expires:
+                return contact.Skip(decision.reason)
+            return decision
+
+
+def hold(
+    journey: Journey, programme: str, engagement: Engagement, until: datetime, reason: str
+) -> None:
+    """The contact policy holds ``engagement`` back until ``until``; said once."""
+    held = journey.state.held
+    if held.get(engagement.key) != until:
+        journey.note(
+            "engagement_held",
+            f"{engagement.label} waits until {when(until)}: {reason}",
+            event_id=engagement.event_id,
+            programme=programme,
+        )
+    held[engagement.key] = until
+
+
+def touched(journey: Journey, engagement: Engagement) -> None:
+    """Count a marketing engagement against the cap (service ones and replies are not)."""
+    policy = journey.config.contact
+    if engagement.contact != Contact.CONSENT and engagement.channel not in policy.service_channels:
+        touches = contact.recent_touches(journey.state.marketing_touches, policy, journey.now)
+        journey.state.marketing_touches = [*touches, journey.now]
+
+
+def forget_expired_holds(journey: Journey) -> None:
+    journey.state.held = {k: t for k, t in journey.state.held.items() if t > journey.now}
+
+
+def next_deadline(journey: Journey, programmes: Programmes) -> tuple[datetime | None, str]:
+    """When the journey next acts on its own, and what it will do then."""
+    state = journey.state
+    if state.paused:
+        return None, f"nothing until resumed (paused by {state.paused_by})"
+    soonest: Deadline | None = None
+    for programme in programmes.enabled:
+        programme_state = programme.state_in(state)
+        if programme_state is None:
+            continue
+        deadline = programme.deadline(programme_state, state.held)
+        if deadline is not None and (soonest is None or deadline.at < soonest.at):
+            soonest = deadline
+    if soonest is None:
+        return None, "wait for the next event"
+    return soonest.at, soonest.action
+
+
+def view(journey: Journey, programmes: Programmes, pending_events: int) -> JourneyView:
+    """The journey as the query answers it: each active programme, where it stands and
+    what it waits for."""
+    state = journey.state
+    active = []
+    for programme in programmes.enabled:
+        programme_state = programme.state_in(state)
+        if programme_state is None:
+            continue
+        deadline = programme.deadline(programme_state, state.held)
+        active.append(
+            ProgrammeView(
+                name=programme.name,
+                standing=programme.describe(programme_state),
+                next_action=deadline.action if deadline else None,
+                next_action_at=deadline.at if deadline else None,
+            )
+        )
+    at, action = next_deadline(journey, programmes)
+    return JourneyView(
+        state=state,
+        pending_events=pending_events,
+        next_action=action,
+        next_action_at=at,
+        programmes=active,
+    )

@@ -1,0 +1,47 @@
+"""Every ``workflow.patched`` id the journey uses, in one place.
+
+Journeys live for years, so a change in the commands a journey issues goes behind a
+patch: a journey that began before it replays its history without it and keeps
+behaving as it did, a new one (or a new run after continue-as-new) gets the change.
+
+Retiring a patch, once no running journey can still replay the code path without it
+(every journey started before it has continued as new or ended; a list query on
+``TemporalChangeVersion`` tells), takes two releases:
+
+1. replace ``journey.patched(P)`` by ``workflow.deprecate_patch(P)`` and drop the old
+   path: histories that have the marker still replay, new runs write it no more;
+2. once no history with the marker can replay any more, drop the deprecation too.
+
+| patch | since | what it changed | retire |
+| --- | --- | --- | --- |
+| ``contact-policy`` | 0.1 | steps ask the contact policy (consent, caps, quiet hours) | 1 now |
+| ``vip-care`` | 0.1 | VIP care: a ticket before marketing, thanks for feedback | 1 now |
+| ``above-the-line`` | 0.1 | offers to customers above the line | 1 now |
+| ``engagement-outcomes`` | 0.1 | engagement outcomes filed in the store | 1 now |
+| ``search-attributes`` | 0.1 | search attributes kept current | 1 now |
+| ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
+
+"1 now" means the code is ready for it; it is taken when ops confirm that no
+journey started before 0.1 still runs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Patch(StrEnum):
+    CONTACT_POLICY = "contact-policy"
+    VIP_CARE = "vip-care"
+    ABOVE_THE_LINE = "above-the-line"
+    ENGAGEMENT_OUTCOMES = "engagement-outcomes"
+    SEARCH_ATTRIBUTES = "search-attributes"
+    CAMPAIGNS = "campaigns"
+
+
+# Asked as every run starts, in this order (the markers' place in history is fixed).
+AT_START: tuple[Patch, ...] = (
+    Patch.VIP_CARE,
+    Patch.ABOVE_THE_LINE,
+    Patch.ENGAGEMENT_OUTCOMES,
+)

@@ -1,0 +1,1 @@
+"""The programmes a journey runs, one module each; registered in ``workflows/registry.py``."""

@@ -1,0 +1,72 @@
+"""VIP thanks: feedback is a gift, and a VIP who gives it is thanked for it.
+
+A reply to something the customer just did: consent applies, the marketing cap and
+quiet hours do not, and it is never counted against the cap.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from workflows.cohorts import Cohort
+from workflows.events import CustomerEvent, EventType
+from workflows.ladders import LadderStep
+from workflows.patches import Patch
+from workflows.programme import Contact, Engagement, Journey, Programme
+
+THANK_YOU = LadderStep(name="thank-you note", channel="email", cost=Decimal("0.05"))
+
+
+class ThanksState(BaseModel):
+    # The feedback event the customer is owed a thank-you for.
+    feedback_event_id: str
+
+
+class VipThanks(Programme[ThanksState]):
+    name = "vip_thanks"
+    state_model = ThanksState
+    hears = frozenset({EventType.FEEDBACK})
+    turn = 20
+    since = Patch.VIP_CARE
+
+    def heard(
+        self, journey: Journey, state: ThanksState | None, event: CustomerEvent
+    ) -> ThanksState | None:
+        if journey.state.cohort == Cohort.VIP:
+            return ThanksState(feedback_event_id=event.event_id)
+        return state
+
+    def wants(self, journey: Journey, state: ThanksState) -> list[Engagement]:
+        feedback = state.feedback_event_id
+        return [
+            Engagement(
+                cause="vip_care",
+                series=f"thanks-{feedback}",
+                name=THANK_YOU.name,
+                channel=THANK_YOU.channel,
+                cost=THANK_YOU.cost,
+                label="thank-you",
+                what=f"VIP care: {THANK_YOU.name}",
+                after=f" for feedback {feedback}",
+                contact=Contact.CONSENT,
+                event_id=feedback,
+            )
+        ]
+
+    def sent(self, journey: Journey, state: ThanksState, engagement: Engagement) -> None:
+        return None
+
+    def failed(
+        self, journey: Journey, state: ThanksState, engagement: Engagement, reason: str
+    ) -> None:
+        return None
+
+    def skipped(
+        self, journey: Journey, state: ThanksState, engagement: Engagement, reason: str
+    ) -> None:
+        return None
+
+    def describe(self, state: ThanksState) -> str | None:
+        return f"owes a thank-you for feedback {state.feedback_event_id}"
