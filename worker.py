@@ -19,10 +19,10 @@ from activities.erasure import ErasureActivities
 from activities.fanout import FanOutActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
-from starter.logging import configure_logging
-from starter.settings import Settings
-from starter.telemetry import configure_tracing
-from starter.temporal import connect
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+from runtime.telemetry import configure_tracing
+from runtime.temporal import connect
 from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
 

@@ -29,6 +29,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError
 from activities.store import Store
+from runtime.credentials import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    Source,
+    source_for_key,
+    verify_signature,
+)
+from runtime.settings import IngestSettings
+from runtime.temporal import journey_view, request_erasure
 from starter.api_models import (
     Accepted,
     BatchResult,
@@ -39,20 +48,11 @@ from starter.api_models import (
     Health,
     Status,
 )
-from starter.credentials import (
-    SIGNATURE_HEADER,
-    SignatureError,
-    Source,
-    source_for_key,
-    verify_signature,
-)
 from starter.email_webhook import EmailNotification, to_event
 from starter.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
 from starter.middleware import BodyLimit, RequestLog
 from starter.openapi import document_body, install_openapi
 from starter.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
-from starter.settings import IngestSettings
-from starter.temporal import journey_view, request_erasure
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
 from workflows.state import JourneyView

@@ -15,9 +15,9 @@ from typing import Any, Self
 
 import httpx
 
+from runtime.settings import Settings
 from starter.api_models import Accepted, BatchResult
 from starter.problems import Problem
-from starter.settings import Settings
 from workflows.state import JourneyView
 
 LOCAL_KEY_FILE = "api-key"

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 
+from runtime.credentials import SIGNATURE_HEADER
 from starter.api_models import ITEMS_MARKER
-from starter.credentials import SIGNATURE_HEADER
 
 REF = "#/components/schemas/{model}"
 

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 import uvicorn
 
 from activities.store import Store
+from runtime.settings import Settings
+from runtime.temporal import connect
 from starter.api import Services, create_app
 from starter.ingest import Ingest
-from starter.settings import Settings
-from starter.temporal import connect
 
 
 class _Server(uvicorn.Server):

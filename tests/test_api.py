@@ -12,7 +12,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.credentials import new_key
+from runtime.credentials import new_key
 from tests.conftest import postgres_database
 from tests.ingest import Ingest, ingest_api, raw_event, settings_for
 from tests.servers import eventually

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import asyncpg
 
-from starter.credentials import new_key
-from starter.temporal import connect
+from runtime.credentials import new_key
+from runtime.temporal import connect
 from tests.conftest import POSTGRES_ADMIN_DSN, postgres_database
 from tests.ingest import ingest_api, raw_event, settings_for
 from tests.servers import dev_server, eventually, free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.credentials import Source, hash_key, source_for_key
+from runtime.credentials import Source, hash_key, source_for_key
 from tests.ingest import Ingest, ingest_api, settings_for
 from tests.servers import equator as run_equator
 from tests.servers import free_port

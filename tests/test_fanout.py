@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.fanout import IN_FLIGHT
 from activities.store import CampaignContactRecord, Customer, Engagement, Store
-from starter.settings import Settings
-from starter.temporal import journey_view
+from runtime.settings import Settings
+from runtime.temporal import journey_view
 from tests.journeys import NEVER_QUIET
 from tests.servers import eventually
 from worker import running_worker
