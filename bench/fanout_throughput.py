@@ -33,8 +33,8 @@ from activities.journeys import signal_with_start
 from activities.store import Customer, Store
 from runtime.logging import configure_logging
 from runtime.settings import Settings
+from runtime.worker import WORKFLOW_RUNNER
 from starter.devstack import installed_binary
-from worker import WORKFLOW_RUNNER
 from workflows import search
 from workflows.calendar import Campaign
 from workflows.fanout import (

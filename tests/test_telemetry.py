@@ -27,10 +27,10 @@ from runtime.credentials import new_key
 from runtime.logging import JOURNEY_LOGGER, standard_library_handler
 from runtime.telemetry import TelemetrySettings
 from runtime.temporal import connect, journey_view, send_event
+from runtime.worker import running_worker
 from tests.ingest import ingest_api, raw_event, settings_for
 from tests.journeys import NEVER_QUIET, event
 from tests.servers import eventually, free_port
-from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.journey import journey_id
 from workflows.state import JourneyState

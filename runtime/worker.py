@@ -1,5 +1,6 @@
-"""The worker: wires journeys, campaign fan-outs and their activities to a task queue.
-Nothing else."""
+"""The worker's wiring: journeys, campaign fan-outs and their activities on a task queue.
+Nothing else. ``worker.py`` runs it as a process; ``equator run`` / ``equator worker``, the
+tests and the benchmarks run it in theirs."""
 
 from __future__ import annotations
 
@@ -19,9 +20,7 @@ from activities.erasure import ErasureActivities
 from activities.fanout import FanOutActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
-from runtime.logging import configure_logging
 from runtime.settings import Settings
-from runtime.telemetry import configure_tracing
 from runtime.temporal import connect
 from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
@@ -70,13 +69,8 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         await store.close()
 
 
-async def main(settings: Settings) -> None:
+async def run_worker(settings: Settings) -> None:
+    """Connect and run a worker until cancelled."""
     client = await connect(settings)
     async with running_worker(client, settings):
         await asyncio.Event().wait()
-
-
-if __name__ == "__main__":
-    configure_logging()
-    configure_tracing(Settings().telemetry)
-    asyncio.run(main(Settings()))
