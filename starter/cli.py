@@ -26,11 +26,11 @@ from runtime.settings import Settings
 from runtime.telemetry import configure_tracing
 from runtime.temporal import connect, register_search_attributes, steer
 from runtime.worker import run_worker, running_worker
+from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.demo import demo_campaigns, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
-from starter.serving import running_api
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.details import current_details

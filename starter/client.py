@@ -16,8 +16,8 @@ from typing import Any, Self
 import httpx
 
 from runtime.settings import Settings
-from starter.api_models import Accepted, BatchResult
-from starter.problems import Problem
+from service.api_models import Accepted, BatchResult
+from service.problems import Problem
 from workflows.state import JourneyView
 
 LOCAL_KEY_FILE = "api-key"

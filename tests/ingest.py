@@ -17,8 +17,8 @@ from sqlmodel import func, select
 from activities.store import IngestReceipt, LedgerEvent, Store
 from runtime.credentials import Source, hash_key, sign
 from runtime.settings import IngestSettings, Settings
+from service.serving import running_api
 from starter.client import event_body
-from starter.serving import running_api
 from workflows.config import JourneyConfig
 
 WEBHOOK_SECRET = "whsec-test"

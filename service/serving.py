@@ -13,8 +13,8 @@ import uvicorn
 from activities.store import Store
 from runtime.settings import Settings
 from runtime.temporal import connect
-from starter.api import Services, create_app
-from starter.ingest import Ingest
+from service.api import Services, create_app
+from service.ingest import Ingest
 
 
 class _Server(uvicorn.Server):
