@@ -59,5 +59,5 @@ def test_imports_point_down(top: str) -> None:
 
 
 def test_the_check_sees_imports_that_point_up() -> None:
-    source = "import worker\nfrom starter.cli import main\nfrom . import api\n"
+    source = "import os, worker\nfrom starter.cli import main\nfrom . import api\n"
     assert imported(source, "service") == [(1, "worker"), (2, "starter"), (3, "service")]
