@@ -1,82 +1,23 @@
-"""The worker: wires journeys, campaign fan-outs and their activities to a task queue.
-Nothing else."""
+"""A worker process: `python worker.py` configures logging and tracing, connects to the
+configured Temporal and runs the journeys' worker until stopped. It only wires things
+(see ``runtime.worker``); nothing imports it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 
-from temporalio.client import Client
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-from activities.campaigns import CampaignActivities
-from activities.channels import Channels, OutboxChannel
-from activities.engagements import EngagementActivities
-from activities.erasure import ErasureActivities
-from activities.fanout import FanOutActivities
-from activities.ledger import LedgerActivities
-from activities.store import Store
-from starter.logging import configure_logging
-from starter.settings import Settings
-from starter.telemetry import configure_tracing
-from starter.temporal import connect
-from workflows.fanout import CampaignFanOut
-from workflows.journey import CustomerJourney
-
-# The workflow modules hold no state and do no I/O: pass them through the sandbox whole,
-# so that each run uses the same module objects (a module re-imported inside the sandbox
-# gets restricted stand-ins for classes such as ZoneInfo).
-SHUTDOWN_GRACE = timedelta(seconds=10)
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
-)
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+from runtime.telemetry import configure_tracing
+from runtime.worker import run_worker
 
 
-@asynccontextmanager
-async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
-    store = Store(settings.database_url)
-    await store.migrate()
-    ledger = LedgerActivities(store)
-    engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
-    erasure = ErasureActivities(store)
-    campaigns = CampaignActivities(store)
-    fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
-    worker = Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflow_runner=WORKFLOW_RUNNER,
-        # Stopping lets activities in flight finish (they are short writes); a long
-        # one (a fan-out's page) stops at once by itself and resumes elsewhere.
-        graceful_shutdown_timeout=SHUTDOWN_GRACE,
-        workflows=[CustomerJourney, CampaignFanOut],
-        activities=[
-            ledger.record_events,
-            engagements.send_engagement,
-            engagements.record_outcomes,
-            erasure.erase_customer,
-            campaigns.record_campaign_contacts,
-            campaigns.audience_page,
-            campaigns.campaign_results,
-            fan_out.signal_audience,
-        ],
-    )
-    try:
-        async with worker:
-            yield worker
-    finally:
-        await store.close()
-
-
-async def main(settings: Settings) -> None:
-    client = await connect(settings)
-    async with running_worker(client, settings):
-        await asyncio.Event().wait()
+def main() -> None:
+    settings = Settings()
+    configure_logging()
+    configure_tracing(settings.telemetry)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":
-    configure_logging()
-    configure_tracing(Settings().telemetry)
-    asyncio.run(main(Settings()))
+    main()

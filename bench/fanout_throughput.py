@@ -31,10 +31,10 @@ from activities.campaigns import CampaignActivities
 from activities.fanout import FanOutActivities
 from activities.journeys import signal_with_start
 from activities.store import Customer, Store
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+from runtime.worker import WORKFLOW_RUNNER
 from starter.devstack import installed_binary
-from starter.logging import configure_logging
-from starter.settings import Settings
-from worker import WORKFLOW_RUNNER
 from workflows import search
 from workflows.calendar import Campaign
 from workflows.fanout import (

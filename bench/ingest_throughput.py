@@ -30,8 +30,8 @@ import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.credentials import hash_key, new_key
 from starter.client import event_body
-from starter.credentials import hash_key, new_key
 from starter.devstack import installed_binary
 
 

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.settings import Settings
+from runtime.temporal import journey_view, register_search_attributes, send_event
+from runtime.worker import running_worker
 from starter.devstack import installed_binary
-from starter.settings import Settings
-from starter.temporal import journey_view, register_search_attributes, send_event
-from worker import running_worker
 from workflows.events import CustomerEvent, make_event
 
 IN_FLIGHT = 64

@@ -31,8 +31,8 @@ import websockets
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from starter.settings import Settings
-from starter.temporal import connect, journey_view
+from runtime.settings import Settings
+from runtime.temporal import connect, journey_view
 from tests.servers import free_port
 from workflows.fanout import PROGRESS_QUERY, FanOutProgress
 from workflows.journey import journey_id

@@ -20,18 +20,17 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from runtime.credentials import hash_key, new_key
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+from runtime.telemetry import configure_tracing
+from runtime.temporal import connect, register_search_attributes, steer
+from runtime.worker import run_worker, running_worker
+from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
-from starter.credentials import hash_key, new_key
 from starter.demo import demo_campaigns, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
-from starter.logging import configure_logging
-from starter.serving import running_api
-from starter.settings import Settings
-from starter.telemetry import configure_tracing
-from starter.temporal import connect, register_search_attributes, steer
-from worker import main as worker_main
-from worker import running_worker
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.details import current_details
@@ -274,7 +273,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             case "run":
                 asyncio.run(_run(settings, demo=not args.no_demo))
             case "worker":
-                asyncio.run(worker_main(settings))
+                asyncio.run(run_worker(settings))
             case "api":
                 asyncio.run(_api(settings))
             case "send":

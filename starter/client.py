@@ -15,9 +15,9 @@ from typing import Any, Self
 
 import httpx
 
-from starter.api_models import Accepted, BatchResult
-from starter.problems import Problem
-from starter.settings import Settings
+from runtime.settings import Settings
+from service.api_models import Accepted, BatchResult
+from service.problems import Problem
 from workflows.state import JourneyView
 
 LOCAL_KEY_FILE = "api-key"

@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
+from runtime.settings import CampaignSettings
 from starter.client import EquatorClient, event_body
-from starter.settings import CampaignSettings
 from workflows.calendar import Campaign
 
 log = structlog.get_logger(__name__)

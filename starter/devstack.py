@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
+from runtime.credentials import Source, hash_key, new_key
+from runtime.settings import Settings
+from runtime.temporal import connect
 from starter.client import local_key_path
-from starter.credentials import Source, hash_key, new_key
-from starter.settings import Settings
-from starter.temporal import connect
 from workflows import search
 
 LOCAL_SOURCE = "local"

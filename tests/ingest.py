@@ -15,10 +15,10 @@ from pydantic import SecretStr
 from sqlmodel import func, select
 
 from activities.store import IngestReceipt, LedgerEvent, Store
+from runtime.credentials import Source, hash_key, sign
+from runtime.settings import IngestSettings, Settings
+from service.serving import running_api
 from starter.client import event_body
-from starter.credentials import Source, hash_key, sign
-from starter.serving import running_api
-from starter.settings import IngestSettings, Settings
 from workflows.config import JourneyConfig
 
 WEBHOOK_SECRET = "whsec-test"

@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.journeys import signal_with_start
 from activities.store import Engagement, Store
-from starter.settings import Settings
-from starter.temporal import journey_view, send_event
-from worker import running_worker
+from runtime.settings import Settings
+from runtime.temporal import journey_view, send_event
+from runtime.worker import running_worker
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy

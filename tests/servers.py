@@ -16,8 +16,8 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.temporal import register_search_attributes
 from starter.devstack import DevServerError, installed_binary
-from starter.temporal import register_search_attributes
 from workflows import search
 
 T = TypeVar("T")

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.credentials import new_key
+from runtime.credentials import new_key
+from runtime.worker import running_worker
 from tests.conftest import postgres_database
 from tests.ingest import Ingest, ingest_api, raw_event, settings_for
 from tests.servers import eventually
-from worker import running_worker
 from workflows.journey import journey_id
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import asyncpg
 
-from starter.credentials import new_key
-from starter.temporal import connect
+from runtime.credentials import new_key
+from runtime.temporal import connect
+from runtime.worker import running_worker
 from tests.conftest import POSTGRES_ADMIN_DSN, postgres_database
 from tests.ingest import ingest_api, raw_event, settings_for
 from tests.servers import dev_server, eventually, free_port
-from worker import running_worker
 
 
 async def test_temporal_down_answers_503_and_loses_nothing(tmp_path: Path) -> None:

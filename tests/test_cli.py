@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.credentials import Source, hash_key, source_for_key
+from runtime.credentials import Source, hash_key, source_for_key
+from runtime.worker import running_worker
 from tests.ingest import Ingest, ingest_api, settings_for
 from tests.servers import equator as run_equator
 from tests.servers import free_port
-from worker import running_worker
 from workflows.journey import journey_id
 
 

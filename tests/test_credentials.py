@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from starter.credentials import (
+from runtime.credentials import (
     SignatureError,
     Source,
     hash_key,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from starter.email_webhook import EmailActivity, EmailNotification, to_event
+from service.email_webhook import EmailActivity, EmailNotification, to_event
 from workflows.events import EventType
 
 AT = datetime(2026, 11, 23, 10, tzinfo=UTC)

@@ -17,11 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.fanout import IN_FLIGHT
 from activities.store import CampaignContactRecord, Customer, Engagement, Store
-from starter.settings import Settings
-from starter.temporal import journey_view
+from runtime.settings import Settings
+from runtime.temporal import journey_view
+from runtime.worker import running_worker
 from tests.journeys import NEVER_QUIET
 from tests.servers import eventually
-from worker import running_worker
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 from workflows.contracts import SIGNAL_AUDIENCE

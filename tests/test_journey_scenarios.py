@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
-from starter.temporal import request_erasure
+from runtime.temporal import request_erasure
 from tests.journeys import (
     NEVER_QUIET,
     Journeys,

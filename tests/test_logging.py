@@ -8,7 +8,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.store import Store
-from starter.logging import add_temporal_ids
+from runtime.logging import add_temporal_ids
 from tests.journeys import engagement_request
 
 

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from starter.temporal import steer
+from runtime.temporal import steer
 from tests.journeys import Journeys, climbing, engagements, event, remediation
 from tests.servers import equator as run_equator
 from tests.servers import eventually

@@ -13,8 +13,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from runtime.worker import WORKFLOW_RUNNER
 from tests.histories.record import play
-from worker import WORKFLOW_RUNNER
 from workflows.journey import CustomerJourney
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -23,14 +23,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
-from starter.credentials import new_key
-from starter.logging import JOURNEY_LOGGER, standard_library_handler
-from starter.telemetry import TelemetrySettings
-from starter.temporal import connect, journey_view, send_event
+from runtime.credentials import new_key
+from runtime.logging import JOURNEY_LOGGER, standard_library_handler
+from runtime.telemetry import TelemetrySettings
+from runtime.temporal import connect, journey_view, send_event
+from runtime.worker import running_worker
 from tests.ingest import ingest_api, raw_event, settings_for
 from tests.journeys import NEVER_QUIET, event, remediation
 from tests.servers import eventually, free_port
-from worker import running_worker
 from workflows.config import JourneyConfig
 from workflows.journey import journey_id
 from workflows.programmes.remediation import RemediationState

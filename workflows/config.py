@@ -2,7 +2,7 @@
 
 It travels inside the workflow input (workflow code reads no environment), so a journey
 keeps the configuration it was started with across continue-as-new. The starter builds
-it from ``EQUATOR_JOURNEY__*`` environment variables (see ``starter/settings.py``).
+it from ``EQUATOR_JOURNEY__*`` environment variables (see ``runtime/settings.py``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 
-from starter.temporal import request_erasure
+from runtime.temporal import request_erasure
 from tests.journeys import NEVER_QUIET, days, event, journeys, now, sleep_until
 from tests.servers import time_skipping_server
 from workflows.calendar import Campaign

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 import uvicorn
 
 from activities.store import Store
-from starter.api import Services, create_app
-from starter.ingest import Ingest
-from starter.settings import Settings
-from starter.temporal import connect
+from runtime.settings import Settings
+from runtime.temporal import connect
+from service.api import Services, create_app
+from service.ingest import Ingest
 
 
 class _Server(uvicorn.Server):

@@ -4,7 +4,7 @@ Every ``/v1`` call is authenticated before its body is read: a bearer API key, o
 webhooks, an HMAC signature. Bodies are parsed here rather than by FastAPI so that a
 caller without credentials learns nothing about validation, and so that each event of a
 batch is validated (and may fail) on its own. The OpenAPI document still describes every
-body, from the same models (``starter/openapi.py``).
+body, from the same models (``service/openapi.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError
 from activities.store import Store
-from starter.api_models import (
+from runtime.credentials import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    Source,
+    source_for_key,
+    verify_signature,
+)
+from runtime.settings import IngestSettings
+from runtime.temporal import journey_view, request_erasure
+from service.api_models import (
     Accepted,
     BatchResult,
     EmailWebhook,
@@ -39,20 +48,11 @@ from starter.api_models import (
     Health,
     Status,
 )
-from starter.credentials import (
-    SIGNATURE_HEADER,
-    SignatureError,
-    Source,
-    source_for_key,
-    verify_signature,
-)
-from starter.email_webhook import EmailNotification, to_event
-from starter.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
-from starter.middleware import BodyLimit, RequestLog
-from starter.openapi import document_body, install_openapi
-from starter.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
-from starter.settings import IngestSettings
-from starter.temporal import journey_view, request_erasure
+from service.email_webhook import EmailNotification, to_event
+from service.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
+from service.middleware import BodyLimit, RequestLog
+from service.openapi import document_body, install_openapi
+from service.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
 from workflows.state import JourneyView
@@ -64,7 +64,7 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Services:
-    """What the routes use; opened and closed by ``starter.serving``."""
+    """What the routes use; opened and closed by ``service.serving``."""
 
     settings: IngestSettings
     client: Client

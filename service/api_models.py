@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SkipValidation
 
-from starter.problems import Problem
+from service.problems import Problem
 
 MAX_BATCH = 500
 
 
 # A batch's items are validated one by one by the route (so that one bad item fails
 # alone): the list only checks its length, and names its items' schema for the OpenAPI
-# document (``starter/openapi.py`` turns the name into a reference).
+# document (``service/openapi.py`` turns the name into a reference).
 ITEMS_MARKER = "x-items-schema"
 
 

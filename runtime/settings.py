@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from starter.credentials import Source
-from starter.telemetry import TelemetrySettings
+from runtime.credentials import Source
+from runtime.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
 from workflows.fanout import FanOutPace
 

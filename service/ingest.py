@@ -26,8 +26,8 @@ from temporalio.service import RPCError
 
 from activities.journeys import JourneyClosedError
 from activities.store import IngestReceipt, Store, utcnow
-from starter.telemetry import tracer
-from starter.temporal import send_event
+from runtime.telemetry import tracer
+from runtime.temporal import send_event
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent
 

@@ -13,7 +13,7 @@ import structlog
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from starter.problems import PROBLEM_MEDIA_TYPE, Problem
+from service.problems import PROBLEM_MEDIA_TYPE, Problem
 
 log = structlog.get_logger("equator.http")
 

@@ -15,8 +15,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError, signal_with_start
-from starter import telemetry
-from starter.settings import Settings
+from runtime import telemetry
+from runtime.settings import Settings
 from workflows import search
 from workflows.config import JourneyConfig
 from workflows.contracts import ErasureRequest

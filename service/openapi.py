@@ -1,4 +1,4 @@
-"""The OpenAPI document: request bodies are parsed by hand (see ``starter/api.py``), so
+"""The OpenAPI document: request bodies are parsed by hand (see ``service/api.py``), so
 their schemas are added here, generated from the same pydantic models that validate them."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 
-from starter.api_models import ITEMS_MARKER
-from starter.credentials import SIGNATURE_HEADER
+from runtime.credentials import SIGNATURE_HEADER
+from service.api_models import ITEMS_MARKER
 
 REF = "#/components/schemas/{model}"
 

@@ -1,0 +1,76 @@
+"""The worker's wiring: journeys, campaign fan-outs and their activities on a task queue.
+Nothing else. ``worker.py`` runs it as a process; ``equator run`` / ``equator worker``, the
+tests and the benchmarks run it in theirs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.campaigns import CampaignActivities
+from activities.channels import Channels, OutboxChannel
+from activities.engagements import EngagementActivities
+from activities.erasure import ErasureActivities
+from activities.fanout import FanOutActivities
+from activities.ledger import LedgerActivities
+from activities.store import Store
+from runtime.settings import Settings
+from runtime.temporal import connect
+from workflows.fanout import CampaignFanOut
+from workflows.journey import CustomerJourney
+
+# The workflow modules hold no state and do no I/O: pass them through the sandbox whole,
+# so that each run uses the same module objects (a module re-imported inside the sandbox
+# gets restricted stand-ins for classes such as ZoneInfo).
+SHUTDOWN_GRACE = timedelta(seconds=10)
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+)
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    store = Store(settings.database_url)
+    await store.migrate()
+    ledger = LedgerActivities(store)
+    engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
+    erasure = ErasureActivities(store)
+    campaigns = CampaignActivities(store)
+    fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflow_runner=WORKFLOW_RUNNER,
+        # Stopping lets activities in flight finish (they are short writes); a long
+        # one (a fan-out's page) stops at once by itself and resumes elsewhere.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        workflows=[CustomerJourney, CampaignFanOut],
+        activities=[
+            ledger.record_events,
+            engagements.send_engagement,
+            engagements.record_outcomes,
+            erasure.erase_customer,
+            campaigns.record_campaign_contacts,
+            campaigns.audience_page,
+            campaigns.campaign_results,
+            fan_out.signal_audience,
+        ],
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await store.close()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Connect and run a worker until cancelled."""
+    client = await connect(settings)
+    async with running_worker(client, settings):
+        await asyncio.Event().wait()
