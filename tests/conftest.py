@@ -13,8 +13,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
-from tests.journeys import Journeys, journeys
-from tests.servers import dev_server, time_skipping_server
+from testkit import Scenario, scenario, time_skipping_server
+from tests.servers import dev_server
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "EQUATOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -29,9 +29,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def dev_world(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Journeys]:
+async def dev_world(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Scenario]:
     """A worker on its own task queue against the module's dev server, on SQLite."""
-    async with journeys(dev_env.client, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}") as world:
+    async with scenario(None, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", dev_env) as world:
         yield world
 
 

@@ -1,31 +1,18 @@
-"""Helpers for scenario tests: run journeys on a real server, send events, read state."""
+"""Helpers the project's tests share beyond the testing kit (``testkit``): events at a
+given time, a ladder step's request, and the programme states scenarios read."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import select
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.journeys import signal_with_start
-from activities.store import Engagement, Store
-from runtime.settings import Settings
-from runtime.temporal import journey_view, send_event
-from runtime.worker import running_worker
-from workflows.calendar import Campaign
-from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
-from workflows.journey import CAMPAIGN_SIGNAL, journey_id
 from workflows.programmes.above_the_line import OffersState
 from workflows.programmes.remediation import LadderRun, RemediationState
 from workflows.registry import ABOVE_THE_LINE, REMEDIATION
@@ -73,77 +60,6 @@ def climbing(view: JourneyView) -> LadderRun:
 
 def offers(view: JourneyView) -> OffersState:
     return ABOVE_THE_LINE.state_in(view.state) or OffersState()
-
-
-class Journeys:
-    """A worker on its own task queue, and the calls a scenario needs."""
-
-    def __init__(self, client: Client, settings: Settings) -> None:
-        self.client = client
-        self.settings = settings
-        self.customers: set[str] = set()
-
-    @property
-    def config(self) -> JourneyConfig:
-        return self.settings.journey
-
-    async def send(self, event: CustomerEvent) -> WorkflowHandle[Any, Any]:
-        handle = await send_event(self.client, self.settings.task_queue, self.config, event)
-        self.customers.add(event.customer_id)
-        return handle
-
-    async def campaign(self, customer_id: str, campaign: Campaign) -> None:
-        """What the fan-out does for one customer: signal-with-start with the campaign."""
-        await signal_with_start(
-            self.client,
-            self.settings.task_queue,
-            self.config,
-            customer_id,
-            CAMPAIGN_SIGNAL,
-            campaign,
-        )
-        self.customers.add(customer_id)
-
-    async def end_all(self) -> None:
-        """Journeys never end by themselves; a scenario ends its own so that none is
-        left waiting for a worker that is gone (the time-skipping server would wait)."""
-        for customer_id in self.customers:
-            handle = self.client.get_workflow_handle(journey_id(customer_id))
-            with contextlib.suppress(RPCError):
-                await handle.terminate("scenario over")
-
-    async def view(self, customer_id: str) -> JourneyView:
-        return await journey_view(self.client, customer_id)
-
-
-@asynccontextmanager
-async def journeys(
-    client: Client, database_url: str, config: JourneyConfig | None = None
-) -> AsyncIterator[Journeys]:
-    settings = Settings(
-        task_queue=f"test-{uuid.uuid4().hex[:8]}",
-        database_url=database_url,
-        journey=config or JourneyConfig(),
-    )
-    async with running_worker(client, settings):
-        world = Journeys(client, settings)
-        try:
-            yield world
-        finally:
-            await world.end_all()
-
-
-async def engagements(db_url: str, customer_id: str) -> list[Engagement]:
-    """What the store says was sent to the customer, oldest first."""
-    store = Store(db_url)
-    try:
-        async with store.transaction() as session:
-            rows = await session.exec(
-                select(Engagement).where(Engagement.customer_id == customer_id)
-            )
-            return sorted(rows.all(), key=lambda e: e.sent_at)
-    finally:
-        await store.close()
 
 
 async def now(env: WorkflowEnvironment) -> datetime:

@@ -16,7 +16,6 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.temporal import register_search_attributes
 from starter.devstack import DevServerError, installed_binary
 from workflows import search
 
@@ -28,17 +27,6 @@ def binary(name: str) -> str:
         return installed_binary(name)
     except DevServerError as err:
         pytest.fail(str(err))
-
-
-@asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    async with env:
-        await register_search_attributes(env.client)
-        yield env
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
 """What a campaign means for one journey: personalised, suppressed, held, converted.
-Journeys on the time-skipping server, on SQLite and Postgres."""
+Scenario on the time-skipping server, on SQLite and Postgres."""
 
 from __future__ import annotations
 
@@ -11,16 +11,8 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import CampaignContactRecord, Store
-from tests.journeys import (
-    NEVER_QUIET,
-    days,
-    engagements,
-    event,
-    journeys,
-    now,
-    remediation,
-    sleep_until,
-)
+from testkit import engagements, scenario
+from tests.journeys import NEVER_QUIET, days, event, now, remediation, sleep_until
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 
@@ -57,7 +49,7 @@ async def test_a_campaign_speaks_to_what_each_customer_buys_and_converts_on_purc
     time_skipping_env: WorkflowEnvironment, database_url: str
 ) -> None:
     env = time_skipping_env
-    async with journeys(env.client, database_url, CONFIG) as world:
+    async with scenario(CONFIG, database_url, env) as world:
         start = await now(env)
         await world.send(event("dana", "purchase", start, amount=80, category="dresses"))
         await world.send(event("dana", "purchase", start, amount=60, category="shoes"))
@@ -102,7 +94,7 @@ async def test_a_campaign_is_suppressed_in_remediation_and_without_consent(
     time_skipping_env: WorkflowEnvironment, database_url: str
 ) -> None:
     env = time_skipping_env
-    async with journeys(env.client, database_url, CONFIG) as world:
+    async with scenario(CONFIG, database_url, env) as world:
         start = await now(env)
         await world.send(event("carl", "purchase", start, amount=300, category="coats"))
         await world.send(event("carl", "complaint", start, reason="damaged"))
@@ -137,9 +129,7 @@ async def test_quiet_hours_hold_a_campaign_until_morning_and_a_second_signal_cha
             "quiet_end": (start + timedelta(hours=3)).time().replace(second=0, microsecond=0),
         }
     )
-    async with journeys(
-        env.client, database_url, CONFIG.model_copy(update={"contact": quiet})
-    ) as world:
+    async with scenario(CONFIG.model_copy(update={"contact": quiet}), database_url, env) as world:
         await world.send(event("hana", "purchase", start, amount=50, category="shoes"))
         campaign = sale(start)
         await world.campaign("hana", campaign)
@@ -168,7 +158,7 @@ async def test_a_campaign_purchase_wins_the_ladder_in_progress(
 ) -> None:
     env = time_skipping_env
     config = CONFIG.model_copy(update={"silence_default": days(30)})
-    async with journeys(env.client, database_url, config) as world:
+    async with scenario(config, database_url, env) as world:
         start = await now(env)
         await world.send(event("quinn", "purchase", start, amount=35, category="shoes"))
         await sleep_until(env, start + days(31))  # silent: the silence ladder's first step

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from testkit.moments import EVERY, begun, ev
 from tests.journeys import NEVER_QUIET
-from tests.pure import EVERY, begun, ev
 from workflows import contact, engine
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig

@@ -7,16 +7,8 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.journeys import (
-    NEVER_QUIET,
-    days,
-    engagements,
-    event,
-    journeys,
-    now,
-    remediation,
-    sleep_until,
-)
+from testkit import engagements, scenario
+from tests.journeys import NEVER_QUIET, days, event, now, remediation, sleep_until
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 
@@ -51,7 +43,7 @@ async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
     time_skipping_env: WorkflowEnvironment, database_url: str
 ) -> None:
     env = time_skipping_env
-    async with journeys(env.client, database_url, config()) as world:
+    async with scenario(config(), database_url, env) as world:
         start = await now(env)
         await world.send(event("cora", "purchase", start, amount=300))
         await sleep_until(env, start + days(31))  # step 1, "we miss you" by email
@@ -82,7 +74,7 @@ async def test_a_frequency_cap_defers_a_touch(
 ) -> None:
     env = time_skipping_env
     capped = NEVER_QUIET.model_copy(update={"marketing_cap": 1})
-    async with journeys(env.client, database_url, config(capped, response_window=2)) as world:
+    async with scenario(config(capped, response_window=2), database_url, env) as world:
         start = await now(env)
         await world.send(event("fran", "purchase", start, amount=300))
         await sleep_until(env, start + days(33))  # step 2 due at day 32: held back
@@ -109,7 +101,7 @@ async def test_quiet_hours_hold_a_step_until_morning_in_the_customers_zone(
     tokyo = "Asia/Tokyo"
     local = flatline.astimezone(ZoneInfo(tokyo))
     quiet = quiet_around(local)
-    async with journeys(env.client, database_url, config(quiet)) as world:
+    async with scenario(config(quiet), database_url, env) as world:
         await world.send(event("tomo", "purchase", start, amount=300))
         await world.send(event("tomo", "profile_updated", start, timezone=tokyo))
         await sleep_until(env, flatline + timedelta(hours=3))
@@ -128,7 +120,7 @@ async def test_an_offer_in_quiet_hours_waits_for_morning(
     start = await now(env)
     local = start.astimezone(ZoneInfo("UTC"))
     quiet = quiet_around(local)
-    async with journeys(env.client, database_url, config(quiet)) as world:
+    async with scenario(config(quiet), database_url, env) as world:
         await world.send(event("quin", "purchase", start, amount=85))
         await sleep_until(env, start + timedelta(minutes=30))
         held = await world.view("quin")

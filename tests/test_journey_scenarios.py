@@ -1,4 +1,4 @@
-"""Journeys on the time-skipping server: months of customer life in seconds."""
+"""Scenario on the time-skipping server: months of customer life in seconds."""
 
 from __future__ import annotations
 
@@ -13,19 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
 from runtime.temporal import request_erasure
-from tests.journeys import (
-    NEVER_QUIET,
-    Journeys,
-    climbing,
-    days,
-    engagements,
-    event,
-    journeys,
-    now,
-    offers,
-    remediation,
-    sleep_until,
-)
+from testkit import Scenario, engagements, scenario
+from tests.journeys import NEVER_QUIET, climbing, days, event, now, offers, remediation, sleep_until
 from workflows.config import JourneyConfig
 from workflows.registry import VIP_THANKS
 from workflows.state import JourneyView, LinePosition
@@ -49,8 +38,8 @@ def db_url(database_url: str) -> str:
 
 
 @pytest.fixture
-async def world(time_skipping_env: WorkflowEnvironment, db_url: str) -> AsyncIterator[Journeys]:
-    async with journeys(time_skipping_env.client, db_url, CONFIG) as j:
+async def world(time_skipping_env: WorkflowEnvironment, db_url: str) -> AsyncIterator[Scenario]:
+    async with scenario(CONFIG, db_url, time_skipping_env) as j:
         yield j
 
 
@@ -59,7 +48,7 @@ def kinds(view: JourneyView) -> list[str]:
 
 
 async def test_silence_climbs_the_ladder_step_by_step(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -84,7 +73,7 @@ async def test_silence_climbs_the_ladder_step_by_step(
 
 
 async def test_a_response_at_step_two_stops_the_climb(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -107,7 +96,7 @@ async def test_a_response_at_step_two_stops_the_climb(
 
 
 async def test_a_return_picks_the_return_ladder(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -123,7 +112,7 @@ async def test_a_return_picks_the_return_ladder(
 
 
 async def test_a_complaint_outranks_a_ladder_in_progress(
-    time_skipping_env: WorkflowEnvironment, world: Journeys
+    time_skipping_env: WorkflowEnvironment, world: Scenario
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -138,7 +127,7 @@ async def test_a_complaint_outranks_a_ladder_in_progress(
 
 
 async def test_the_cost_ceiling_stops_the_climb(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     # A $10 customer is worth a $5.50 ladder: steps of $0.05 and $2.00, not $6.00.
     env = time_skipping_env
@@ -160,7 +149,7 @@ async def test_the_cost_ceiling_stops_the_climb(
 
 
 async def test_an_exhausted_ladder_leads_to_dormancy_that_a_purchase_ends(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -186,7 +175,7 @@ async def test_an_exhausted_ladder_leads_to_dormancy_that_a_purchase_ends(
 
 
 async def test_a_duplicated_event_is_applied_once(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     purchase = event("twice", "purchase", await now(env), event_id="pos-1", amount=25)
@@ -212,7 +201,7 @@ async def test_the_ledger_catches_a_redelivery_older_than_the_dedupe_window(
 ) -> None:
     env = time_skipping_env
     config = CONFIG.model_copy(update={"dedupe_window": 10})
-    async with journeys(env.client, db_url, config) as world:
+    async with scenario(config, db_url, env) as world:
         at = await now(env)
         for n in range(12):
             await world.send(event("busy", "app_browse", at, event_id=f"browse-{n}"))
@@ -224,7 +213,7 @@ async def test_the_ledger_catches_a_redelivery_older_than_the_dedupe_window(
 
 
 async def test_bad_input_is_recorded_and_ignored(
-    time_skipping_env: WorkflowEnvironment, world: Journeys
+    time_skipping_env: WorkflowEnvironment, world: Scenario
 ) -> None:
     env = time_skipping_env
     at = await now(env)
@@ -249,7 +238,7 @@ async def test_bad_input_is_recorded_and_ignored(
 
 
 async def test_out_of_order_events_keep_the_cadence_in_order(
-    time_skipping_env: WorkflowEnvironment, world: Journeys
+    time_skipping_env: WorkflowEnvironment, world: Scenario
 ) -> None:
     env = time_skipping_env
     at = await now(env)
@@ -271,7 +260,7 @@ async def test_out_of_order_events_keep_the_cadence_in_order(
 
 
 async def test_cohorts_follow_the_customer_and_show_in_the_timeline(
-    time_skipping_env: WorkflowEnvironment, world: Journeys
+    time_skipping_env: WorkflowEnvironment, world: Scenario
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -297,7 +286,7 @@ async def test_cohorts_follow_the_customer_and_show_in_the_timeline(
 
 
 async def test_a_vip_who_returns_gets_a_service_ticket_before_any_marketing(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -321,7 +310,7 @@ async def test_a_vip_who_returns_gets_a_service_ticket_before_any_marketing(
 
 
 async def test_a_vip_is_thanked_for_feedback(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -343,7 +332,7 @@ async def test_a_vip_is_thanked_for_feedback(
 
 
 async def test_erase_deletes_personal_data_keeps_spend_and_ends_the_journey(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
@@ -384,7 +373,7 @@ async def test_erase_deletes_personal_data_keeps_spend_and_ends_the_journey(
 
 
 async def test_the_samantha_loop_cross_sells_a_new_category_and_closes_on_redemption(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     """A high-value customer who only buys dresses browses dresses in the app: she is
     offered double points on shoes, not 10% off dresses; redeeming it in store closes the
@@ -436,7 +425,7 @@ async def test_the_samantha_loop_cross_sells_a_new_category_and_closes_on_redemp
 
 
 async def test_a_basket_just_under_the_threshold_gets_a_nudge(
-    time_skipping_env: WorkflowEnvironment, world: Journeys, db_url: str
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)

@@ -14,12 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first: each layer may import itself and the layers before it, never one after.
 LAYERS = ("workflows", "activities", "runtime", "service", "starter")
-# Tests, benchmarks and scripts stand on top of everything (but the worker process).
+# Tests, benchmarks and scripts stand on top of everything (but the worker process); the
+# testing kit, which users' tests import too, stands on the layers alone.
 TOOLS = ("tests", "bench", "scripts")
 ALLOWED: dict[str, frozenset[str]] = {
     **{layer: frozenset(LAYERS[: i + 1]) for i, layer in enumerate(LAYERS)},
     "worker": frozenset({"worker", "runtime"}),
-    **{tool: frozenset({*LAYERS, *TOOLS}) for tool in TOOLS},
+    "testkit": frozenset({*LAYERS, "testkit"}),
+    **{tool: frozenset({*LAYERS, *TOOLS, "testkit"}) for tool in TOOLS},
 }
 
 

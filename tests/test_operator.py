@@ -11,7 +11,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.temporal import steer
-from tests.journeys import Journeys, climbing, engagements, event, remediation
+from testkit import Scenario, engagements
+from tests.journeys import climbing, event, remediation
 from tests.servers import equator as run_equator
 from tests.servers import eventually
 from workflows.journey import (
@@ -27,20 +28,20 @@ from workflows.state import JourneyView
 ALICE = OperatorRequest(by="alice", reason="checking a complaint by phone")
 
 
-async def started(dev_world: Journeys) -> str:
+async def started(dev_world: Scenario) -> str:
     customer = f"op-{uuid.uuid4().hex[:6]}"
     await dev_world.send(event(customer, "purchase", datetime.now(UTC), amount=40))
     await eventually(lambda: dev_world.view(customer), lambda v: v.state.events_applied == 1)
     return customer
 
 
-async def refused(dev_world: Journeys, customer: str, action: str, request: OperatorRequest) -> str:
+async def refused(dev_world: Scenario, customer: str, action: str, request: OperatorRequest) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await steer(dev_world.client, customer, action, request)
     return str(failure.value.cause)
 
 
-async def test_pause_holds_everything_back_until_resumed(dev_world: Journeys) -> None:
+async def test_pause_holds_everything_back_until_resumed(dev_world: Scenario) -> None:
     customer = await started(dev_world)
     paused = await steer(dev_world.client, customer, PAUSE_UPDATE, ALICE)
     assert paused.state.paused
@@ -68,7 +69,7 @@ async def test_pause_holds_everything_back_until_resumed(dev_world: Journeys) ->
     assert "not paused" in await refused(dev_world, customer, RESUME_UPDATE, ALICE)
 
 
-async def test_skip_and_end_move_the_ladder_and_refuse_without_one(dev_world: Journeys) -> None:
+async def test_skip_and_end_move_the_ladder_and_refuse_without_one(dev_world: Scenario) -> None:
     customer = await started(dev_world)
     for action in (SKIP_STEP_UPDATE, END_LADDER_UPDATE):
         assert "no ladder is climbing" in await refused(dev_world, customer, action, ALICE)
@@ -97,7 +98,7 @@ async def test_skip_and_end_move_the_ladder_and_refuse_without_one(dev_world: Jo
 
 
 async def test_the_cli_pauses_and_explains_a_refusal(
-    dev_world: Journeys, dev_env: WorkflowEnvironment
+    dev_world: Scenario, dev_env: WorkflowEnvironment
 ) -> None:
     customer = await started(dev_world)
     target = dev_env.client.service_client.config.target_host

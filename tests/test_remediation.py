@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from tests.pure import CONFIG, T0, apply, begun, ev
+from testkit.moments import CONFIG, T0, apply, begun, ev
 from workflows.config import JourneyConfig
 from workflows.events import EVENT_TABLE, EventType, Response, polarity
 from workflows.ladders import SILENCE, Ladder, LadderStep
@@ -124,6 +124,7 @@ def test_a_response_the_ladder_does_not_count_leaves_it_climbing() -> None:
 
 def wants(state: JourneyState, at: datetime) -> list[Engagement]:
     journey = Journey(state, CONFIG, at)
+    REMEDIATION.tick(journey, remediation(state))
     return REMEDIATION.wants(journey, remediation(state))
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.journeys import Journeys, event
+from testkit import Scenario
+from tests.journeys import event
 from tests.servers import eventually
 
 
 async def test_journeys_index_themselves_and_the_readme_queries_find_them(
-    dev_world: Journeys,
+    dev_world: Scenario,
 ) -> None:
     at = datetime.now(UTC)
     # A VIP who returned something (below the line, on the return ladder), a repeat

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,6 +50,9 @@ class JourneyConfig(BaseModel):
     cohorts: CohortRules = CohortRules()
     # Cross-sell and threshold nudges for customers above the line (workflows/offers.py).
     above_the_line: AboveTheLine = AboveTheLine()
+    # Each programme's own rules, by programme name, over the defaults its module gives
+    # (``EQUATOR_JOURNEY__PROGRAMMES__WELCOME__ACTIVATION_AFTER=P10D``).
+    programmes: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> JourneyConfig:

@@ -28,6 +28,7 @@ class Programmes:
     enabled: tuple[Programme[Any], ...]
     by_turn: tuple[Programme[Any], ...]
     by_event: dict[EventType, tuple[Programme[Any], ...]]
+    hearing_cohort: tuple[Programme[Any], ...]
 
     @classmethod
     def of(
@@ -41,6 +42,7 @@ class Programmes:
                 event_type: tuple(p for p in enabled if event_type in p.hears)
                 for event_type in EventType
             },
+            hearing_cohort=tuple(p for p in enabled if p.hears_cohort),
         )
 
 
@@ -90,15 +92,19 @@ def ignore_duplicate(journey: Journey, event_id: str) -> None:
     journey.note("duplicate", "already applied", event_id=event_id)
 
 
-def update_cohort(journey: Journey) -> None:
+def update_cohort(journey: Journey, programmes: Programmes) -> None:
     """Re-evaluate the cohort (value and orders change with events, recency with time);
-    a change is a moment in the customer's story, so it goes in the timeline."""
+    a change is a moment in the customer's story: it goes in the timeline, and to the
+    programmes that hear it."""
     state = journey.state
     cohort = cohort_of(state.profile, journey.config.cohorts, journey.now)
-    if cohort != state.cohort:
-        was = state.cohort.value if state.cohort else "none"
-        journey.note("cohort_changed", f"cohort {was} → {cohort or 'none'}")
-        state.cohort = cohort
+    if cohort == state.cohort:
+        return
+    was = state.cohort
+    journey.note("cohort_changed", f"cohort {was or 'none'} → {cohort or 'none'}")
+    state.cohort = cohort
+    for programme in programmes.hearing_cohort:
+        programme.put(state, programme.cohort_changed(journey, programme.state_in(state), was))
 
 
 def care(journey: Journey, programmes: Programmes) -> str | None:
@@ -110,25 +116,40 @@ def care(journey: Journey, programmes: Programmes) -> str | None:
     return None
 
 
+def blocked(journey: Journey, programmes: Programmes) -> frozenset[str]:
+    """Channels some programme says must not be used for now."""
+    found: set[str] = set()
+    for programme in programmes.enabled:
+        programme_state = programme.state_in(journey.state)
+        if programme_state is not None:
+            found |= programme.blocks(programme_state)
+    return frozenset(found)
+
+
 def decide(journey: Journey, programmes: Programmes, engagement: Engagement) -> contact.Decision:
     """The one decision every engagement goes through before it is sent: care first,
-    then a pause, then the contact policy as the engagement asks for it."""
+    then a pause, then the contact policy as the engagement asks for it (a channel a
+    programme blocks counts as one without consent)."""
     if engagement.care_first and (reason := care(journey, programmes)):
         return contact.Skip(f"in {reason} remediation")
     state, policy = journey.state, journey.config.contact
     if state.paused:
         return contact.Skip("journey paused")
+    profile = state.profile
+    if blocks := blocked(journey, programmes):
+        consent = {**profile.consent, **dict.fromkeys(blocks, False)}
+        profile = profile.model_copy(update={"consent": consent})
     match engagement.contact:
         case Contact.NONE:
             return contact.Send(engagement.channel)
         case Contact.CONSENT:
-            channel = contact.reachable_channel(state.profile, policy, engagement.channel)
+            channel = contact.reachable_channel(profile, policy, engagement.channel)
             if channel is None:
                 return contact.Skip(f"no consent for {engagement.channel}")
             return contact.Send(channel)
         case Contact.POLICY:
             decision = contact.decide(
-                state.profile, policy, engagement.channel, state.marketing_touches, journey.now
+                profile, policy, engagement.channel, state.marketing_touches, journey.now
             )
             expires = engagement.expires_at
             if isinstance(decision, contact.Defer) and expires and decision.until >= expires:
@@ -147,6 +168,7 @@ def hold(
             f"{engagement.label} waits until {when(until)}: {reason}",
             event_id=engagement.event_id,
             programme=programme,
+            engagement=engagement.key,
         )
     held[engagement.key] = until
 

@@ -144,10 +144,13 @@ class CustomerJourney:
         return Journey(self._state, self._config, workflow.now(), self._patched)
 
     def _told(self, journey: Journey) -> None:
-        """Pass on to telemetry what programmes reported."""
+        """Take what programmes said: reports go to telemetry, events they raised to the
+        inbox (applied next pass, like any event)."""
         for report in journey.reports:
             self._telemetry.report(report)
         journey.reports.clear()
+        self._inbox.extend(journey.raised)
+        journey.raised.clear()
 
     @workflow.signal(name=EVENT_SIGNAL)
     def event(self, payload: RawValue) -> None:
@@ -342,7 +345,8 @@ class CustomerJourney:
     async def _advance(self) -> None:
         """Let time act, then give each programme its turn."""
         journey = self._journey()
-        engine.update_cohort(journey)
+        engine.update_cohort(journey, self._programmes)
+        self._told(journey)
         engine.forget_expired_holds(journey)
         if self._state.outcomes_due:
             await self._file_outcomes()
@@ -356,7 +360,11 @@ class CustomerJourney:
         what it has to file is filed."""
         journey = self._journey()
         state = programme.state_in(self._state)
+        if state is not None:
+            state = programme.tick(journey, state)
+            programme.put(self._state, state)
         if state is None:
+            self._told(journey)
             return
         wanted = programme.wants(journey, state)
         programme.put(self._state, state)
@@ -388,6 +396,7 @@ class CustomerJourney:
                     f"{engagement.summary} skipped: {reason}",
                     event_id=engagement.event_id,
                     programme=programme.name,
+                    engagement=engagement.key,
                 )
                 programme.put(self._state, programme.skipped(journey, state, engagement, reason))
                 return
@@ -403,6 +412,7 @@ class CustomerJourney:
                 f"{engagement.summary} failed: {failure}",
                 event_id=engagement.event_id,
                 programme=programme.name,
+                engagement=engagement.key,
             )
             after = programme.failed(journey, state, engagement, failure) if state else None
         else:
@@ -412,6 +422,7 @@ class CustomerJourney:
                 engagement.summary,
                 event_id=engagement.event_id,
                 programme=programme.name,
+                engagement=engagement.key,
             )
             after = programme.sent(journey, state, engagement) if state else None
         programme.put(self._state, after)

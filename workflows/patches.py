@@ -20,6 +20,7 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``engagement-outcomes`` | 0.1 | engagement outcomes filed in the store | 1 now |
 | ``search-attributes`` | 0.1 | search attributes kept current | 1 now |
 | ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
+| ``programmes`` | 0.2 | the programmes added in 0.2 (welcome, winback, …) | 0.3 |
 
 "1 now" means the code is ready for it; it is taken when ops confirm that no
 journey started before 0.1 still runs.
@@ -37,6 +38,7 @@ class Patch(StrEnum):
     ENGAGEMENT_OUTCOMES = "engagement-outcomes"
     SEARCH_ATTRIBUTES = "search-attributes"
     CAMPAIGNS = "campaigns"
+    PROGRAMMES = "programmes"
 
 
 # Asked as every run starts, in this order (the markers' place in history is fixed).
@@ -44,4 +46,5 @@ AT_START: tuple[Patch, ...] = (
     Patch.VIP_CARE,
     Patch.ABOVE_THE_LINE,
     Patch.ENGAGEMENT_OUTCOMES,
+    Patch.PROGRAMMES,
 )

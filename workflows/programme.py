@@ -25,12 +25,14 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from workflows import timeline
+from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType
 from workflows.patches import Patch
 from workflows.state import JourneyState, OutcomeDue
 
 S = TypeVar("S", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 
 class Contact(StrEnum):
@@ -127,12 +129,24 @@ class Journey:
     # where the old code asked, since a marker's place in history is fixed).
     patched: Callable[[Patch], bool] = _every_patch
     reports: list[Report] = field(default_factory=list)
+    # Events programmes raise themselves (an email left unopened): applied like any other.
+    raised: list[dict[str, Any]] = field(default_factory=list)
 
     def note(
-        self, kind: str, summary: str, event_id: str | None = None, programme: str | None = None
+        self,
+        kind: str,
+        summary: str,
+        event_id: str | None = None,
+        programme: str | None = None,
+        engagement: str | None = None,
     ) -> None:
         entry = timeline.TimelineEntry(
-            at=self.now, kind=kind, summary=summary, event_id=event_id, programme=programme
+            at=self.now,
+            kind=kind,
+            summary=summary,
+            event_id=event_id,
+            programme=programme,
+            engagement=engagement,
         )
         timeline.append(self.state.timeline, entry, self.config.timeline_length)
 
@@ -145,6 +159,20 @@ class Journey:
         """File what became of an engagement (responded, no_response, converted)."""
         self.state.outcomes_due.append(
             OutcomeDue(engagement=engagement_key, outcome=outcome, at=self.now)
+        )
+
+    def raise_event(self, event_id: str, type: EventType, properties: dict[str, Any]) -> None:
+        """Record an event the journey itself observed; ``event_id`` must be the same on
+        every replay, so that it applies once."""
+        self.raised.append(
+            {
+                "event_id": event_id,
+                "customer_id": self.state.customer_id,
+                "type": type.value,
+                "occurred_at": self.now.isoformat(),
+                "source": "journey",
+                "properties": properties,
+            }
         )
 
     def report(
@@ -172,6 +200,23 @@ class Programme(Generic[S]):
     since: ClassVar[Patch | None] = None
     # Whether it is asked for engagements while the journey is paused (to drop them).
     runs_while_paused: ClassVar[bool] = False
+    # Whether it hears the customer's cohort change (new → repeat, loyal → lapsed, …).
+    hears_cohort: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        # Rules parsed per configuration (a worker runs journeys of a few at most).
+        self._parsed_rules: dict[int, tuple[JourneyConfig, BaseModel]] = {}
+
+    def rules(self, config: JourneyConfig, model: type[R]) -> R:
+        """The programme's rules: ``model``'s defaults, overridden by what the journey's
+        configuration says under the programme's name (parsed once per configuration)."""
+        found = self._parsed_rules.get(id(config))
+        if found is None or found[0] is not config:
+            found = (config, model.model_validate(config.programmes.get(self.name, {})))
+            self._parsed_rules[id(config)] = found
+        rules = found[1]
+        assert isinstance(rules, model)
+        return rules
 
     def state_in(self, journey_state: JourneyState) -> S | None:
         """This programme's state in the journey's (parsed on first use after a run
@@ -196,9 +241,16 @@ class Programme(Generic[S]):
     def heard(self, journey: Journey, state: S | None, event: CustomerEvent) -> S | None:
         return state
 
+    def cohort_changed(self, journey: Journey, state: S | None, was: Cohort | None) -> S | None:
+        """The cohort moved from ``was`` to ``journey.state.cohort``."""
+        return state
+
+    def tick(self, journey: Journey, state: S) -> S | None:
+        """Time has passed: a silence becomes a flatline, a sequence ends."""
+        return state
+
     def wants(self, journey: Journey, state: S) -> list[Engagement]:
-        """The engagements it wants now, in order; it may first let time act on its
-        state (a response window closes, a silence becomes a flatline)."""
+        """The engagements it wants now, in order (a response window may close first)."""
         return []
 
     def sent(self, journey: Journey, state: S, engagement: Engagement) -> S | None:
@@ -215,6 +267,10 @@ class Programme(Generic[S]):
         """When it next acts by itself; ``held`` says until when the contact policy
         holds each engagement back."""
         return None
+
+    def blocks(self, state: S) -> frozenset[str]:
+        """Channels that must not be used for now (an address that bounced)."""
+        return frozenset()
 
     def care(self, state: S) -> str | None:
         """The care under way that holds marketing back ("complaint"), if any."""

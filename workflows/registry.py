@@ -15,10 +15,17 @@ from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
+from workflows.programmes.welcome import Welcome
 
 REMEDIATION = Remediation(ladders=(SILENCE, RETURN, DELIVERY_LATE, COMPLAINT, DORMANT))
 VIP_THANKS = VipThanks()
 ABOVE_THE_LINE = AboveTheLine()
 CAMPAIGNS = Campaigns()
 
-PROGRAMMES: tuple[Programme[Any], ...] = (REMEDIATION, VIP_THANKS, ABOVE_THE_LINE, CAMPAIGNS)
+PROGRAMMES: tuple[Programme[Any], ...] = (
+    REMEDIATION,
+    VIP_THANKS,
+    ABOVE_THE_LINE,
+    CAMPAIGNS,
+    Welcome(),
+)

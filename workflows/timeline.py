@@ -15,6 +15,8 @@ class TimelineEntry(BaseModel):
     event_id: str | None = None
     # The programme that wrote it, if one did.
     programme: str | None = None
+    # The engagement it is about ("silence-1/step-2"), if any.
+    engagement: str | None = None
 
 
 def append(timeline: list[TimelineEntry], entry: TimelineEntry, length: int) -> None:

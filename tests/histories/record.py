@@ -20,8 +20,8 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 
 from runtime.temporal import request_erasure
-from tests.journeys import NEVER_QUIET, days, event, journeys, now, sleep_until
-from tests.servers import time_skipping_server
+from testkit import scenario, time_skipping_server
+from tests.journeys import NEVER_QUIET, days, event, now, sleep_until
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 
@@ -32,7 +32,7 @@ async def play() -> WorkflowHistory:
     config = JourneyConfig(max_events_per_run=50, contact=NEVER_QUIET)
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/e.db"
-        async with time_skipping_server() as env, journeys(env.client, db_url, config) as world:
+        async with time_skipping_server() as env, scenario(config, db_url, env) as world:
             start = await now(env)
             handle = await world.send(event("golden", "purchase", start, "g1", amount=90))
             await world.send(event("golden", "purchase", start, "g1", amount=90))

@@ -81,6 +81,7 @@ class Remediation(Programme[RemediationState]):
     turn = 40
 
     def __init__(self, ladders: tuple[Ladder, ...]) -> None:
+        super().__init__()
         self.ladders = {ladder.cause: ladder for ladder in ladders}
         if len(self.ladders) != len(ladders):
             raise ValueError("two ladders share a cause")
@@ -196,8 +197,11 @@ class Remediation(Programme[RemediationState]):
             step=run.step + 1,
         )
 
-    def wants(self, journey: Journey, state: RemediationState) -> list[Engagement]:
+    def tick(self, journey: Journey, state: RemediationState) -> RemediationState:
         self._flatline_if_silent(journey, state)
+        return state
+
+    def wants(self, journey: Journey, state: RemediationState) -> list[Engagement]:
         step = self._step_due(journey, state)
         run = state.ladder
         if run is None or step is None:
