@@ -31,6 +31,7 @@ import asyncio
 import gc
 import importlib
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -40,6 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -76,6 +78,8 @@ ACCEPTED_NEW = "events accepted/s, new workflows"
 APPLIED_NEW = "events applied/s, new workflows"
 ACCEPTED_EXISTING = "events accepted/s, existing workflows"
 APPLIED_EXISTING = "events applied/s, existing workflows"
+CPU_HERE = "CPU per applied event in this process (worker + client), ms"
+CPU_SERVER = "CPU per applied event in the dev server, ms"
 MEMORY = "worker memory per cached workflow, KiB"
 HISTORY = "history events per applied event"
 REPLAY = "cold replay of the longest history, ms"
@@ -84,6 +88,8 @@ TABLE_ORDER = (
     APPLIED_NEW,
     ACCEPTED_EXISTING,
     APPLIED_EXISTING,
+    CPU_HERE,
+    CPU_SERVER,
     MEMORY,
     HISTORY,
     REPLAY,
@@ -238,13 +244,33 @@ async def deliver(
     return len(events) / accepted, len(events) / applied
 
 
+def cpu_seconds(pid: str) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds() -> float:
+    """CPU time of this process's children: the dev server."""
+    tasks = Path("/proc/self/task").iterdir()
+    return sum(
+        cpu_seconds(pid) for task in tasks for pid in (task / "children").read_text().split()
+    )
+
+
 async def throughput(side: Side, customers: Sequence[str], events: int, figures: Figures) -> None:
+    """Both cases, new then existing workflows, and the CPU both took per applied event."""
+    here, server = cpu_seconds("self"), server_cpu_seconds()
     accepted, applied = await deliver(side, customers, 0, events)
     figures.add(ACCEPTED_NEW, accepted)
     figures.add(APPLIED_NEW, applied)
     accepted, applied = await deliver(side, customers, events, events)
     figures.add(ACCEPTED_EXISTING, accepted)
     figures.add(APPLIED_EXISTING, applied)
+    per_event = 1000 / (2 * events * len(customers))
+    figures.add(CPU_HERE, (cpu_seconds("self") - here) * per_event)
+    figures.add(CPU_SERVER, (server_cpu_seconds() - server) * per_event)
 
 
 def rss_kib() -> int:
