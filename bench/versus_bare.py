@@ -16,7 +16,8 @@ calls in flight, one side at a time:
 - ``--rounds`` rounds alternating bare, journey: ``--events`` events to each of
   ``--customers`` new workflows (the first starts it), then as many again to the same,
   now existing, workflows; accepted/s until the last call returns, applied/s until a
-  query shows every event applied;
+  query shows every event applied, and the CPU time this process and the dev server
+  spent per applied event over both;
 - the last round's histories: events per applied event, and a cold replay (a fresh
   ``Replayer``, median of three) of the longest.
 
