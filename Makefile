@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.fanout_throughput
 	$(BIN)/python -m bench.fanout_throughput --existing
+	$(BIN)/python -m bench.versus_bare
+	$(BIN)/python -m bench.api_latency
 
 # Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
 screenshots: $(STAMP)

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import sys
 import tempfile
 import time
 import uuid
@@ -30,7 +27,7 @@ import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.credentials import hash_key, new_key
+from bench.processes import running_api
 from starter.client import event_body
 from starter.devstack import installed_binary
 
@@ -56,32 +53,13 @@ async def bench(
         dev_server_existing_path=installed_binary("temporal"),
         data_converter=pydantic_data_converter,
     )
-    key = new_key()
     async with env:
         with tempfile.TemporaryDirectory() as tmp:
-            environment = {
-                **os.environ,
-                "EQUATOR_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                "EQUATOR_DATABASE_URL": database or f"sqlite+aiosqlite:///{tmp}/bench.db",
-                "EQUATOR_INGEST__PORT": "0",
-                "EQUATOR_INGEST__SOURCES": json.dumps(
-                    [{"name": "bench", "key_hashes": [hash_key(key)]}]
-                ),
-            }
-            api = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "starter.cli", "api",
-                env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                assert api.stdout is not None
-                # It prints "Ingest API: http://127.0.0.1:PORT/docs" once it is serving.
-                line = (await api.stdout.readline()).decode()
-                url = line.split(": ", 1)[1].strip().removesuffix("/docs")
-                await drive(url, key, events, customers, concurrency, batch_sizes)
+            address = env.client.service_client.config.target_host
+            database_url = database or f"sqlite+aiosqlite:///{tmp}/bench.db"
+            async with running_api(address, database_url) as api:
+                await drive(api.url, api.key, events, customers, concurrency, batch_sizes)
                 print(f"peak RSS of the API process: {peak_rss(api.pid)}")
-            finally:
-                api.terminate()
-                await api.wait()
 
 
 def peak_rss(pid: int) -> str:

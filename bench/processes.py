@@ -1,0 +1,77 @@
+"""Equator's processes started as they are deployed, for the benchmarks that drive them
+from outside: `equator api` and the worker, each in a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from runtime.credentials import hash_key, new_key
+
+
+@dataclass(frozen=True)
+class IngestApi:
+    url: str
+    key: str
+    pid: int
+
+
+def environment(
+    temporal_address: str, database_url: str, settings: Mapping[str, str] | None
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "EQUATOR_TEMPORAL_ADDRESS": temporal_address,
+        "EQUATOR_DATABASE_URL": database_url,
+        **(settings or {}),
+    }
+
+
+@asynccontextmanager
+async def running_api(
+    temporal_address: str, database_url: str, settings: Mapping[str, str] | None = None
+) -> AsyncIterator[IngestApi]:
+    """Start the API (one uvicorn worker, a free port, one source with a new key) on the
+    given Temporal and store, ``settings`` added to its environment; stop it after."""
+    key = new_key()
+    sources = json.dumps([{"name": "bench", "key_hashes": [hash_key(key)]}])
+    api = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starter.cli", "api",
+        env={
+            **environment(temporal_address, database_url, settings),
+            "EQUATOR_INGEST__PORT": "0",
+            "EQUATOR_INGEST__SOURCES": sources,
+        },
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert api.stdout is not None
+        # It prints "Ingest API: http://127.0.0.1:PORT/docs" once it is serving.
+        line = (await api.stdout.readline()).decode()
+        yield IngestApi(line.split(": ", 1)[1].strip().removesuffix("/docs"), key, api.pid)
+    finally:
+        api.terminate()
+        await api.wait()
+
+
+@asynccontextmanager
+async def running_worker(
+    temporal_address: str, database_url: str, settings: Mapping[str, str] | None = None
+) -> AsyncIterator[None]:
+    """Start `python -m worker` on the given Temporal and store (it polls once it has
+    migrated the store; work sent before then waits in its task queue)."""
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker",
+        env=environment(temporal_address, database_url, settings),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        worker.terminate()
+        await worker.wait()
