@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -13,6 +13,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.journeys import JourneyClosedError, signal_with_start
 from runtime import telemetry
@@ -24,6 +25,8 @@ from workflows.events import CustomerEvent
 from workflows.journey import ERASE_SIGNAL, EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
 from workflows.operator import OperatorRequest
 from workflows.state import JourneyView
+
+Request = TypeVar("Request", bound=OperatorRequest)
 
 
 async def connect(settings: Settings, patience: timedelta | None = None) -> Client:
@@ -115,13 +118,15 @@ async def _has_ended(handle: WorkflowHandle[Any, Any]) -> bool:
 
 
 async def steer(
-    client: Client, customer_id: str, action: str, request: OperatorRequest
+    client: Client,
+    customer_id: str,
+    action: UpdateMethodMultiParam[[CustomerJourney, Request], JourneyView],
+    request: Request,
 ) -> JourneyView:
-    """Run an operator update (pause, resume, skip_step, start_ladder, end_ladder) and
+    """Run an operator update, named by its method (``CustomerJourney.pause``, …), and
     return the journey as it now stands. A refusal raises WorkflowUpdateFailedError."""
     handle = client.get_workflow_handle(journey_id(customer_id))
-    view: JourneyView = await handle.execute_update(action, request, result_type=JourneyView)
-    return view
+    return await handle.execute_update(action, request)
 
 
 async def journey_view(

@@ -34,23 +34,18 @@ from starter.devstack import DevServerError, dev_server, with_local_source, with
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.details import current_details
-from workflows.journey import (
-    END_LADDER_UPDATE,
-    PAUSE_UPDATE,
-    RESUME_UPDATE,
-    SKIP_STEP_UPDATE,
-    START_LADDER_UPDATE,
-)
+from workflows.journey import CustomerJourney
 from workflows.operator import OperatorRequest, StartLadderRequest
 from workflows.registry import REMEDIATION
+from workflows.state import JourneyView
 
 # Operator actions: Temporal updates on the journey, refused with a reason when invalid.
 OPERATOR_ACTIONS = {
-    PAUSE_UPDATE: "pause a journey: events still apply, nothing goes out",
-    RESUME_UPDATE: "resume a paused journey",
-    SKIP_STEP_UPDATE: "skip the current ladder step",
-    START_LADDER_UPDATE: "start a ladder (silence, return, complaint, …)",
-    END_LADDER_UPDATE: "end the current ladder",
+    "pause": "pause a journey: events still apply, nothing goes out",
+    "resume": "resume a paused journey",
+    "skip-step": "skip the current ladder step",
+    "start-ladder": "start a ladder (silence, return, complaint, …)",
+    "end-ladder": "end the current ladder",
 }
 
 
@@ -87,9 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="the full state as JSON")
 
     for action, help in OPERATOR_ACTIONS.items():
-        steer = commands.add_parser(action.replace("_", "-"), help=help)
+        steer = commands.add_parser(action, help=help)
         steer.add_argument("customer_id")
-        if action == START_LADDER_UPDATE:
+        if action == "start-ladder":
             steer.add_argument("cause", choices=list(REMEDIATION.ladders))
         steer.add_argument("--by", default=getpass.getuser(), help="who asks (default: you)")
         steer.add_argument("--reason", default="", help="why, for the timeline")
@@ -229,17 +224,34 @@ async def _campaigns_list(settings: Settings) -> int:
     return 0
 
 
+async def _operate(
+    client: Client,
+    command: str,
+    customer_id: str,
+    asked: OperatorRequest,
+    args: argparse.Namespace,
+) -> JourneyView:
+    """The update each operator command runs, by method, so the type checker sees it."""
+    match command:
+        case "pause":
+            return await steer(client, customer_id, CustomerJourney.pause, asked)
+        case "resume":
+            return await steer(client, customer_id, CustomerJourney.resume, asked)
+        case "skip-step":
+            return await steer(client, customer_id, CustomerJourney.skip_step, asked)
+        case "end-ladder":
+            return await steer(client, customer_id, CustomerJourney.end_ladder, asked)
+        case "start-ladder":
+            start = StartLadderRequest(cause=args.cause, **asked.model_dump())
+            return await steer(client, customer_id, CustomerJourney.start_ladder, start)
+    raise ValueError(f"not an operator action: {command}")
+
+
 async def _steer(settings: Settings, args: argparse.Namespace) -> int:
-    action = args.command.replace("-", "_")
-    fields = {"by": args.by, "reason": args.reason}
-    request = (
-        StartLadderRequest(cause=args.cause, **fields)
-        if action == START_LADDER_UPDATE
-        else OperatorRequest(**fields)
-    )
+    asked = OperatorRequest(by=args.by, reason=args.reason)
     client = await connect(settings)
     try:
-        view = await steer(client, args.customer_id, action, request)
+        view = await _operate(client, args.command, args.customer_id, asked, args)
     except WorkflowUpdateFailedError as err:
         reason = err.cause.message if isinstance(err.cause, ApplicationError) else err
         print(f"equator: refused: {reason}", file=sys.stderr)
