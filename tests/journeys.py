@@ -20,6 +20,9 @@ from workflows.state import JourneyView
 
 # Scenarios must not depend on the hour they run at: no quiet hours.
 NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
+# The programmes of 0.1: scenarios about them run without the later ones, whose messages
+# would share the frequency cap with theirs.
+PROGRAMMES_0_1 = frozenset({"remediation", "vip_thanks", "above_the_line", "campaigns"})
 
 
 def event(

@@ -14,7 +14,17 @@ from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
 from runtime.temporal import request_erasure
 from testkit import Scenario, engagements, scenario
-from tests.journeys import NEVER_QUIET, climbing, days, event, now, offers, remediation, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    PROGRAMMES_0_1,
+    climbing,
+    days,
+    event,
+    now,
+    offers,
+    remediation,
+    sleep_until,
+)
 from workflows.config import JourneyConfig
 from workflows.registry import VIP_THANKS
 from workflows.state import JourneyView, LinePosition
@@ -23,6 +33,7 @@ from workflows.state import JourneyView, LinePosition
 # No quiet hours: these scenarios must not depend on the hour they run at (the contact
 # policy has its own, in test_contact_scenarios.py).
 CONFIG = JourneyConfig(
+    enabled=PROGRAMMES_0_1,
     silence_min=days(10),
     silence_default=days(30),
     silence_max=days(90),

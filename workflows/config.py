@@ -50,9 +50,28 @@ class JourneyConfig(BaseModel):
     cohorts: CohortRules = CohortRules()
     # Cross-sell and threshold nudges for customers above the line (workflows/offers.py).
     above_the_line: AboveTheLine = AboveTheLine()
+    # The programmes to run, by name (``workflows/registry.py``); None runs them all.
+    # Remediation always runs: it keeps the silence clock.
+    enabled: frozenset[str] | None = None
     # Each programme's own rules, by programme name, over the defaults its module gives
     # (``EQUATOR_JOURNEY__PROGRAMMES__WELCOME__ACTIVATION_AFTER=P10D``).
     programmes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _programmes_known(self) -> JourneyConfig:
+        named = {*(self.enabled or ()), *self.programmes}
+        if not named:
+            return self
+        # Imported here: the registry imports the programmes, which import this module.
+        from workflows.registry import PROGRAMMES
+
+        known = {programme.name for programme in PROGRAMMES}
+        if unknown := named - known:
+            raise ValueError(
+                f"no programme named {', '.join(sorted(unknown))}; "
+                f"programmes: {', '.join(sorted(known))}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> JourneyConfig:

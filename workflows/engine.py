@@ -32,9 +32,18 @@ class Programmes:
 
     @classmethod
     def of(
-        cls, registered: Sequence[Programme[Any]], patched: Callable[[Patch], bool]
+        cls,
+        registered: Sequence[Programme[Any]],
+        patched: Callable[[Patch], bool],
+        chosen: frozenset[str] | None = None,
     ) -> Programmes:
-        enabled = tuple(p for p in registered if p.since is None or patched(p.since))
+        """``chosen``: the configuration's ``enabled`` (remediation always runs)."""
+        enabled = tuple(
+            p
+            for p in registered
+            if (p.since is None or patched(p.since))
+            and (chosen is None or p.name in chosen or p.always_on)
+        )
         return cls(
             enabled=enabled,
             by_turn=tuple(sorted(enabled, key=lambda p: p.turn)),

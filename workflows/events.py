@@ -51,6 +51,7 @@ class EventType(StrEnum):
     FEEDBACK = "feedback"
     CONSENT_CHANGED = "consent_changed"
     PROFILE_UPDATED = "profile_updated"
+    PAYMENT_FAILED = "payment_failed"
 
 
 class Response(StrEnum):
@@ -97,6 +98,8 @@ EVENT_TABLE: dict[EventType, EventTraits] = {
     EventType.FEEDBACK: EventTraits(0, True, Response.FEEDBACK),
     EventType.CONSENT_CHANGED: EventTraits(0, False),
     EventType.PROFILE_UPDATED: EventTraits(0, False),
+    # The payment provider's, not the customer's: it does not restart the silence clock.
+    EventType.PAYMENT_FAILED: EventTraits(-1, False),
 }
 _untabled = set(EventType) - EVENT_TABLE.keys()
 if _untabled:
@@ -184,6 +187,14 @@ class ProfileUpdatedProperties(Properties):
     home_store: Identifier | None = None
     location: Label | None = None
     preferred_channels: Annotated[list[Label], Field(max_length=8)] | None = None
+
+
+class PaymentFailedProperties(Properties):
+    """A payment the provider declined (a card expired, funds short)."""
+
+    order_id: Identifier | None = None
+    amount: Money | None = None
+    reason: Label | None = None
 
 
 class _Envelope(BaseModel):
@@ -285,6 +296,11 @@ class ProfileUpdatedEvent(_Envelope):
     properties: ProfileUpdatedProperties
 
 
+class PaymentFailedEvent(_Envelope):
+    type: Literal[EventType.PAYMENT_FAILED]
+    properties: PaymentFailedProperties = PaymentFailedProperties()
+
+
 CustomerEvent = Annotated[
     PurchaseEvent
     | ReturnEvent
@@ -301,7 +317,8 @@ CustomerEvent = Annotated[
     | DeliveryLateEvent
     | FeedbackEvent
     | ConsentChangedEvent
-    | ProfileUpdatedEvent,
+    | ProfileUpdatedEvent
+    | PaymentFailedEvent,
     Field(discriminator="type"),
 ]
 

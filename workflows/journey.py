@@ -107,7 +107,7 @@ class CustomerJourney:
         # Journeys that began before a patch keep behaving as they did.
         for patch in AT_START:
             workflow.patched(patch)
-        self._programmes = engine.Programmes.of(PROGRAMMES, self._patched)
+        self._programmes = engine.Programmes.of(PROGRAMMES, self._patched, self._config.enabled)
         engine.begin(self._journey(), self._programmes)
         while True:
             await self._wait_for_work()

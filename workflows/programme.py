@@ -202,6 +202,8 @@ class Programme(Generic[S]):
     runs_while_paused: ClassVar[bool] = False
     # Whether it hears the customer's cohort change (new → repeat, loyal → lapsed, …).
     hears_cohort: ClassVar[bool] = False
+    # Runs whatever the configuration enables (remediation keeps the silence clock).
+    always_on: ClassVar[bool] = False
 
     def __init__(self) -> None:
         # Rules parsed per configuration (a worker runs journeys of a few at most).

@@ -14,11 +14,14 @@ from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
 from workflows.programmes.milestones import Milestones
+from workflows.programmes.payment_failed import PAYMENT_FAILED
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
 from workflows.programmes.welcome import Welcome
 
-REMEDIATION = Remediation(ladders=(SILENCE, RETURN, DELIVERY_LATE, COMPLAINT, DORMANT))
+REMEDIATION = Remediation(
+    ladders=(SILENCE, RETURN, DELIVERY_LATE, COMPLAINT, DORMANT, PAYMENT_FAILED)
+)
 VIP_THANKS = VipThanks()
 ABOVE_THE_LINE = AboveTheLine()
 CAMPAIGNS = Campaigns()

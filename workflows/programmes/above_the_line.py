@@ -58,8 +58,10 @@ class AboveTheLine(Programme[OffersState]):
 
     def heard(
         self, journey: Journey, state: OffersState | None, event: CustomerEvent
-    ) -> OffersState:
-        state = state or OffersState()
+    ) -> OffersState | None:
+        return _kept(self._heard(journey, state or OffersState(), event))
+
+    def _heard(self, journey: Journey, state: OffersState, event: CustomerEvent) -> OffersState:
         rules, now = journey.config.above_the_line, journey.now
         if event.type == EventType.OFFER_REDEEMED:
             self._redeem(journey, state, event.properties.offer_id, event.event_id)
@@ -185,3 +187,8 @@ class AboveTheLine(Programme[OffersState]):
             return None
         redeemed = sum(held.redeemed_at is not None for held in state.wallet)
         return f"offers made {len(state.wallet)}, redeemed {redeemed}"
+
+
+def _kept(state: OffersState) -> OffersState | None:
+    """Nothing held, nothing due, nothing counted: nothing to remember."""
+    return state if state != OffersState() else None

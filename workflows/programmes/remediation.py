@@ -79,6 +79,7 @@ class Remediation(Programme[RemediationState]):
     # Every event moves the line or the silence clock.
     hears = frozenset(EventType)
     turn = 40
+    always_on = True
 
     def __init__(self, ladders: tuple[Ladder, ...]) -> None:
         super().__init__()
