@@ -4,7 +4,8 @@ windows of seconds.
 Steady buyers keep buying (and grow from new to repeat to loyal); the others act out
 one story each, so that within a minute the Temporal UI shows a silence ladder climbing,
 a return and a complaint being made good, a VIP handled by a person first, a cross-sell
-redeemed in store, a customer won back at step 2, and one going dormant and then lapsed.
+redeemed in store, a first order welcomed and activated, a customer won back at step 2,
+and one going dormant and then lapsed.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ STORIES: tuple[Beat, ...] = (
         "offer_redeemed",
         {"offer_id": "double-points", "amount": 90, "category": "shoes"},
     ),
+    # A first order: welcomed, nudged once, and back for a second: activated.
+    Beat(10, "new-nina", "purchase", {"amount": 30, "category": "basics"}),
+    Beat(34, "new-nina", "purchase", {"amount": 45, "category": "knitwear"}),
     # Falls silent, then opens the 10% offer at step 2: won back.
     Beat(3, "quiet-quinn", "purchase", {"amount": 35, "category": "accessories"}),
     Beat(37, "quiet-quinn", "email_opened", {}),

@@ -93,7 +93,11 @@ class JourneyConfig(BaseModel):
             dormant_cadence=timedelta(seconds=90),
             # Whatever the hour the demo runs at, no quiet hours; the cap in seconds too.
             contact=ContactPolicy(
-                quiet_start=time(0), quiet_end=time(0), cap_window=timedelta(seconds=30)
+                quiet_start=time(0),
+                quiet_end=time(0),
+                marketing_cap=6,
+                cap_window=timedelta(seconds=30),
             ),
             cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
+            programmes={"welcome": {"activation_after": timedelta(seconds=15)}},
         )
