@@ -38,14 +38,10 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 from sqlmodel import col, select
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Engagement, IngestReceipt, LedgerEvent
-from bench.processes import IngestApi, running_api, running_worker
+from bench.processes import IngestApi, dev_server, running_api, running_worker
 from starter.client import event_body
-from starter.devstack import installed_binary
-from workflows import search
 from workflows.ladders import RETURN
 
 RETURN_EVERY = 10
@@ -266,11 +262,7 @@ async def drive(api: IngestApi, database_url: str, options: Options) -> list[Row
 
 
 async def bench(options: Options) -> list[Row]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search.KEYS,
-    )
+    env = await dev_server()
     with tempfile.TemporaryDirectory() as tmp:
         database_url = options.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
         settings = {"EQUATOR_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:6]}", **NO_QUIET_HOURS}

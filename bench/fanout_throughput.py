@@ -23,19 +23,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.campaigns import CampaignActivities
 from activities.fanout import FanOutActivities
 from activities.journeys import signal_with_start
 from activities.store import Customer, Store
+from bench.processes import dev_server
 from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.worker import WORKFLOW_RUNNER
-from starter.devstack import installed_binary
-from workflows import search
 from workflows.calendar import Campaign
 from workflows.fanout import (
     PROGRESS_QUERY,
@@ -58,11 +55,7 @@ def campaign(name: str) -> Campaign:
 
 
 async def bench(customers: int, existing: bool) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search.KEYS,
-    )
+    env = await dev_server()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",

@@ -24,12 +24,9 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from bench.processes import running_api
+from bench.processes import dev_server, running_api
 from starter.client import event_body
-from starter.devstack import installed_binary
 
 
 def event(run: str, n: int, customers: int) -> dict[str, Any]:
@@ -49,10 +46,7 @@ async def timed(label: str, events: int, requests: list[Coroutine[Any, Any, None
 async def bench(
     events: int, customers: int, concurrency: int, batch_sizes: Sequence[int], database: str
 ) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-    )
+    env = await dev_server()
     async with env:
         with tempfile.TemporaryDirectory() as tmp:
             address = env.client.service_client.config.target_host

@@ -17,23 +17,17 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
+from bench.processes import dev_server
 from runtime.settings import Settings
 from runtime.temporal import journey_view, register_search_attributes, send_event
 from runtime.worker import running_worker
-from starter.devstack import installed_binary
 from workflows.events import CustomerEvent, make_event
 
 IN_FLIGHT = 64
 
 
 async def bench(customers: int, events_each: int) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-    )
+    env = await dev_server()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",

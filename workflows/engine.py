@@ -166,19 +166,23 @@ def decide(journey: Journey, programmes: Programmes, engagement: Engagement) -> 
             return decision
 
 
+def note_engagement(
+    journey: Journey, programme: str, engagement: Engagement, kind: str, summary: str
+) -> None:
+    """A moment of one engagement in the timeline, with what it answers and whose it is."""
+    journey.note(
+        kind, summary, event_id=engagement.event_id, programme=programme, engagement=engagement.key
+    )
+
+
 def hold(
     journey: Journey, programme: str, engagement: Engagement, until: datetime, reason: str
 ) -> None:
     """The contact policy holds ``engagement`` back until ``until``; said once."""
     held = journey.state.held
     if held.get(engagement.key) != until:
-        journey.note(
-            "engagement_held",
-            f"{engagement.label} waits until {when(until)}: {reason}",
-            event_id=engagement.event_id,
-            programme=programme,
-            engagement=engagement.key,
-        )
+        waits = f"{engagement.label} waits until {when(until)}: {reason}"
+        note_engagement(journey, programme, engagement, "engagement_held", waits)
     held[engagement.key] = until
 
 

@@ -391,12 +391,9 @@ class CustomerJourney:
                 return
             case contact.Skip(reason=reason):
                 self._state.held.pop(engagement.key, None)
-                journey.note(
-                    "engagement_skipped",
-                    f"{engagement.summary} skipped: {reason}",
-                    event_id=engagement.event_id,
-                    programme=programme.name,
-                    engagement=engagement.key,
+                skipped = f"{engagement.summary} skipped: {reason}"
+                engine.note_engagement(
+                    journey, programme.name, engagement, "engagement_skipped", skipped
                 )
                 programme.put(self._state, programme.skipped(journey, state, engagement, reason))
                 return
@@ -407,22 +404,13 @@ class CustomerJourney:
         journey = self._journey()
         state = programme.state_in(self._state)
         if failure is not None:
-            journey.note(
-                "engagement_failed",
-                f"{engagement.summary} failed: {failure}",
-                event_id=engagement.event_id,
-                programme=programme.name,
-                engagement=engagement.key,
-            )
+            failed = f"{engagement.summary} failed: {failure}"
+            engine.note_engagement(journey, programme.name, engagement, "engagement_failed", failed)
             after = programme.failed(journey, state, engagement, failure) if state else None
         else:
             engine.touched(journey, engagement)
-            journey.note(
-                "engagement_sent",
-                engagement.summary,
-                event_id=engagement.event_id,
-                programme=programme.name,
-                engagement=engagement.key,
+            engine.note_engagement(
+                journey, programme.name, engagement, "engagement_sent", engagement.summary
             )
             after = programme.sent(journey, state, engagement) if state else None
         programme.put(self._state, after)
