@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from runtime.settings import Settings
     from runtime.temporal import journey_view, send_event
     from runtime.worker import WORKFLOW_RUNNER, running_worker
+    from workflows.config import JourneyConfig
     from workflows.events import CustomerEvent, make_event
     from workflows.journey import CustomerJourney, journey_id
 
@@ -336,6 +337,8 @@ class Options:
     events: int
     rounds: int
     big_population: int
+    # The programmes the journeys run (None: all registered).
+    enabled: frozenset[str] | None = None
 
 
 @dataclass
@@ -385,6 +388,7 @@ async def bench(options: Options) -> Outcome:
         settings = Settings(
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",
             database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+            journey=JourneyConfig(enabled=options.enabled),
         )
         async with env, running_worker(env.client, settings), bare_worker(env.client):
             sides = (bare_side(env.client), journey_side(env.client, settings))
@@ -426,7 +430,8 @@ def report(outcome: Outcome, options: Options) -> None:
     print(
         f"Rounds alternate bare, journey; a figure per round where rounds apply "
         f"({options.rounds} rounds). Memory: {options.customers} → "
-        f"{options.big_population} cached workflows.\n"
+        f"{options.big_population} cached workflows. Programmes: "
+        f"{', '.join(sorted(options.enabled)) if options.enabled else 'all'}.\n"
     )
     print(table(outcome, options))
     print()
@@ -439,10 +444,15 @@ def run() -> None:
     parser.add_argument("--events", type=int, default=5, help="per customer and case")
     parser.add_argument("--rounds", type=int, default=2, choices=range(1, 100), metavar="N")
     parser.add_argument("--big-population", type=int, default=1_200, help="memory step")
+    parser.add_argument(
+        "--programmes",
+        help="comma-separated programmes the journeys run (default: every registered one)",
+    )
     args = parser.parse_args()
     if args.big_population <= args.customers:
         parser.error("--big-population must be larger than --customers")
-    options = Options(args.customers, args.events, args.rounds, args.big_population)
+    enabled = frozenset(args.programmes.split(",")) if args.programmes else None
+    options = Options(args.customers, args.events, args.rounds, args.big_population, enabled)
     configure_logging(logging.WARNING)  # a line per engagement would clutter the table
     report(asyncio.run(bench(options)), options)
 
