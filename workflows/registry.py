@@ -13,6 +13,7 @@ from workflows.ladders import COMPLAINT, DELIVERY_LATE, DORMANT, RETURN, SILENCE
 from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
+from workflows.programmes.cross_sell import CrossSell
 from workflows.programmes.milestones import Milestones
 from workflows.programmes.payment_failed import PAYMENT_FAILED
 from workflows.programmes.remediation import Remediation
@@ -33,4 +34,5 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     CAMPAIGNS,
     Welcome(),
     Milestones(),
+    CrossSell(),
 )
