@@ -19,6 +19,7 @@ from workflows.programmes.payment_failed import PAYMENT_FAILED
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
 from workflows.programmes.welcome import Welcome
+from workflows.programmes.winback import Winback
 
 REMEDIATION = Remediation(
     ladders=(SILENCE, RETURN, DELIVERY_LATE, COMPLAINT, DORMANT, PAYMENT_FAILED)
@@ -35,4 +36,5 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     Welcome(),
     Milestones(),
     CrossSell(),
+    Winback(),
 )
