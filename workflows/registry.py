@@ -13,11 +13,13 @@ from workflows.ladders import COMPLAINT, DELIVERY_LATE, DORMANT, RETURN, SILENCE
 from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
+from workflows.programmes.cross_sell import CrossSell
 from workflows.programmes.milestones import Milestones
 from workflows.programmes.payment_failed import PAYMENT_FAILED
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
 from workflows.programmes.welcome import Welcome
+from workflows.programmes.winback import Winback
 
 REMEDIATION = Remediation(
     ladders=(SILENCE, RETURN, DELIVERY_LATE, COMPLAINT, DORMANT, PAYMENT_FAILED)
@@ -33,4 +35,6 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     CAMPAIGNS,
     Welcome(),
     Milestones(),
+    CrossSell(),
+    Winback(),
 )
