@@ -45,6 +45,17 @@ class CohortRules(BaseModel):
         return self
 
 
+# The cohort by time alone turns once ``lapsed_after`` has wholly passed: look just after.
+_JUST_AFTER = timedelta(seconds=1)
+
+
+def lapses_at(profile: Profile, rules: CohortRules) -> datetime | None:
+    """When the customer turns lapsed if they do not order first (None: never bought)."""
+    if profile.order_count == 0 or not profile.purchase_times:
+        return None
+    return profile.purchase_times[-1] + rules.lapsed_after + _JUST_AFTER
+
+
 def cohort_of(profile: Profile, rules: CohortRules, now: datetime) -> Cohort | None:
     if profile.order_count == 0 or not profile.purchase_times:
         return None

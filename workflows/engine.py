@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows import contact
-from workflows.cohorts import cohort_of
+from workflows.cohorts import cohort_of, lapses_at
 from workflows.events import CustomerEvent, EventType
 from workflows.patches import Patch
 from workflows.profile import update_profile
@@ -204,6 +204,11 @@ def next_deadline(journey: Journey, programmes: Programmes) -> tuple[datetime | 
     if state.paused:
         return None, f"nothing until resumed (paused by {state.paused_by})"
     soonest: Deadline | None = None
+    # Time alone moves the cohort (to lapsed): journeys with programmes that hear it wake
+    # for it, the others never did.
+    lapses = lapses_at(state.profile, journey.config.cohorts)
+    if programmes.hearing_cohort and lapses is not None and lapses > journey.now:
+        soonest = Deadline(lapses, "see whether the customer has lapsed")
     for programme in programmes.enabled:
         programme_state = programme.state_in(state)
         if programme_state is None:

@@ -8,8 +8,8 @@ an unhappy answer goes straight to the last step, to make amends. An order (no l
 lapsed) or a redeemed offer wins the customer back.
 
 Unlike the silence ladder (a flatline weeks in, against the customer's own cadence),
-this is for a customer gone for months. A cohort changes only when the journey wakes,
-so while the customer buys, the day they would lapse is this programme's deadline.
+this is for a customer gone for months. The journey wakes for the day the customer
+would lapse (``engine.next_deadline``), so the winback starts on time.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from workflows import sequence
 from workflows.cohorts import Cohort
-from workflows.events import CustomerEvent, EventType, FeedbackEvent, PurchaseEvent, polarity
+from workflows.events import CustomerEvent, EventType, FeedbackEvent, polarity
 from workflows.patches import Patch
 from workflows.programme import Deadline, Engagement, Journey, Programme
 from workflows.sequence import SequenceRun, SequenceStep
 from workflows.silence import median_gap
-from workflows.timeline import when
 
 # The usual gap between orders, at most this long, and what the copy calls it; longer
 # is "yearly", a single order "once".
@@ -36,8 +35,6 @@ CADENCES: tuple[tuple[timedelta, str], ...] = (
     (timedelta(days=45), "monthly"),
     (timedelta(days=135), "quarterly"),
 )
-# A customer is lapsed once ``lapsed_after`` has wholly passed: look just after.
-JUST_AFTER = timedelta(seconds=1)
 
 
 def cadence(purchase_times: list[datetime]) -> str:
@@ -83,19 +80,17 @@ class WinbackRules(BaseModel):
 
 
 class WinbackState(BaseModel):
-    # While the customer buys: when they lapse unless they order first, and the category
-    # of their latest order.
-    lapses_at: datetime | None = None
-    category: str | None = None
-    # While the customer is being won back: the sequence, and what its copy keys carry.
-    run: SequenceRun | None = None
-    content: str = ""
+    """A customer being won back: the sequence, and what its copy keys carry."""
+
+    run: SequenceRun
+    content: str
 
 
 class Winback(Programme[WinbackState]):
     name = "winback"
     state_model = WinbackState
-    hears = frozenset({EventType.PURCHASE, EventType.FEEDBACK, EventType.OFFER_REDEEMED})
+    # An order moves the cohort out of lapsed (``cohort_changed``).
+    hears = frozenset({EventType.FEEDBACK, EventType.OFFER_REDEEMED})
     hears_cohort = True
     turn = 80
     since = Patch.PROGRAMMES
@@ -106,25 +101,13 @@ class Winback(Programme[WinbackState]):
     def heard(
         self, journey: Journey, state: WinbackState | None, event: CustomerEvent
     ) -> WinbackState | None:
-        if event.type == EventType.PURCHASE:
-            return self._watch(journey, state or WinbackState(), event)
-        if state is None or state.run is None:
-            return state
+        if state is None:
+            return None
         if event.type == EventType.FEEDBACK:
             self._answered(journey, state.run, event)
         elif event.type == EventType.OFFER_REDEEMED:
-            why = f"redeemed {event.properties.offer_id}"
-            return self._won_back(journey, state, state.run, why)
-        return state
-
-    def _watch(self, journey: Journey, state: WinbackState, event: PurchaseEvent) -> WinbackState:
-        """Each order moves the day the customer would lapse; the latest order names
-        their category (orders may arrive out of order)."""
-        happened = min(event.occurred_at, journey.now)
-        last = max(journey.state.profile.purchase_times, default=happened)
-        if event.properties.category and happened >= last:
-            state.category = event.properties.category
-        state.lapses_at = last + journey.config.cohorts.lapsed_after + JUST_AFTER
+            self._won_back(journey, state, f"redeemed {event.properties.offer_id}")
+            return None
         return state
 
     def _answered(self, journey: Journey, run: SequenceRun, event: FeedbackEvent) -> None:
@@ -151,44 +134,35 @@ class Winback(Programme[WinbackState]):
         cohort = journey.state.cohort
         # A history applied at once may arrive lapsed: that is no customer turning.
         if cohort == Cohort.LAPSED and was is not None:
-            return self._start(journey, state or WinbackState())
-        if state is not None and state.run is not None:
-            return self._won_back(journey, state, state.run, f"back as {cohort or 'none'}")
-        return state
+            return self._start(journey)
+        if state is not None:
+            self._won_back(journey, state, f"back as {cohort or 'none'}")
+        return None
 
-    def _start(self, journey: Journey, state: WinbackState) -> WinbackState:
+    def _start(self, journey: Journey) -> WinbackState:
         profile = journey.state.profile
-        state.content = f"{state.category or 'any'}/{cadence(profile.purchase_times)}"
+        # The category they took up last (as campaigns speak to it) and their cadence.
+        category = profile.categories[-1] if profile.categories else "any"
+        content = f"{category}/{cadence(profile.purchase_times)}"
         steps = self._rules(journey).steps
-        state.run = sequence.start(f"winback-{journey.state.events_applied}", steps, journey.now)
-        state.lapses_at = None
-        journey.note("winback_started", f"lapsed: winback ({state.content})", programme=self.name)
-        return state
+        run = sequence.start(f"winback-{journey.state.events_applied}", steps, journey.now)
+        journey.note("winback_started", f"lapsed: winback ({content})", programme=self.name)
+        return WinbackState(run=run, content=content)
 
-    def _won_back(
-        self, journey: Journey, state: WinbackState, run: SequenceRun, why: str
-    ) -> WinbackState | None:
-        sequence.answer(journey, run, "converted")
-        journey.note("won_back", f"after {run.step} message(s): {why}", programme=self.name)
-        state.run = None
-        return state if state.lapses_at is not None else None
+    def _won_back(self, journey: Journey, state: WinbackState, why: str) -> None:
+        """Back: the message that did it converted; nothing left to remember."""
+        sequence.answer(journey, state.run, "converted")
+        journey.note("won_back", f"after {state.run.step} message(s): {why}", programme=self.name)
 
     def tick(self, journey: Journey, state: WinbackState) -> WinbackState | None:
-        if state.run is not None:
-            if not sequence.over(journey, state.run):
-                return state
-            journey.note(
-                "winback_over", f"not back after {state.run.step} message(s)", programme=self.name
-            )
-            return None
-        # Past the day the customer would lapse, the cohort has seen to it: nothing to watch.
-        if state.lapses_at is None or journey.now >= state.lapses_at:
-            return None
-        return state
+        if not sequence.over(journey, state.run):
+            return state
+        journey.note(
+            "winback_over", f"not back after {state.run.step} message(s)", programme=self.name
+        )
+        return None
 
     def wants(self, journey: Journey, state: WinbackState) -> list[Engagement]:
-        if state.run is None:
-            return []
         steps = self._rules(journey).steps
         step = sequence.due(journey, state.run, steps, self.name, state.content)
         return [step] if step is not None else []
@@ -208,20 +182,11 @@ class Winback(Programme[WinbackState]):
     def _advance(
         self, journey: Journey, state: WinbackState, sent: Engagement | None = None
     ) -> None:
-        if state.run is not None:
-            rules = self._rules(journey)
-            sequence.advance(journey, state.run, rules.steps, rules.answer_within, sent)
+        rules = self._rules(journey)
+        sequence.advance(journey, state.run, rules.steps, rules.answer_within, sent)
 
     def deadline(self, state: WinbackState, held: Mapping[str, datetime]) -> Deadline | None:
-        if state.run is not None:
-            return sequence.deadline(state.run, held, "the winback")
-        if state.lapses_at is not None:
-            return Deadline(state.lapses_at, "see whether the customer has lapsed")
-        return None
+        return sequence.deadline(state.run, held, "the winback")
 
     def describe(self, state: WinbackState) -> str | None:
-        if state.run is not None:
-            return f"winning back ({state.content}): {state.run.step} of {state.run.length} sent"
-        if state.lapses_at is not None:
-            return f"lapses {when(state.lapses_at)} unless the customer orders first"
-        return None
+        return f"winning back ({state.content}): {state.run.step} of {state.run.length} sent"
