@@ -29,10 +29,9 @@ from runtime.worker import run_worker, running_worker
 from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
-from starter.demo import demo_campaigns, flash_sale, run_demo
+from starter.demo import demo_campaigns, demo_journey, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
 from workflows.calendar import Calendar, Campaign
-from workflows.config import JourneyConfig
 from workflows.details import current_details
 from workflows.journey import CustomerJourney
 from workflows.operator import OperatorRequest, StartLadderRequest
@@ -116,7 +115,7 @@ async def _run(settings: Settings, demo: bool) -> None:
     if demo:
         settings = settings.model_copy(
             update={
-                "journey": JourneyConfig.demo(),
+                "journey": demo_journey(),
                 "campaigns": demo_campaigns(settings.campaigns),
             }
         )

@@ -5,7 +5,7 @@ Steady buyers keep buying (and grow from new to repeat to loyal); the others act
 one story each, so that within a minute the Temporal UI shows a silence ladder climbing,
 a return and a complaint being made good, a VIP handled by a person first, a cross-sell
 redeemed in store, a first order welcomed and activated, a customer won back at step 2,
-and one going dormant and then lapsed.
+and one going dormant, then lapsed, and asked by the winback why she left.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -21,6 +21,10 @@ import structlog
 from runtime.settings import CampaignSettings
 from starter.client import EquatorClient, event_body
 from workflows.calendar import Campaign
+from workflows.cohorts import CohortRules
+from workflows.config import JourneyConfig
+from workflows.contact import ContactPolicy
+from workflows.programmes.winback import WinbackRules
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +40,12 @@ class Beat:
 
 
 STORIES: tuple[Beat, ...] = (
-    # Buys three times, then falls silent: flatline, the silence ladder, dormancy.
+    # Buys three times, then falls silent: flatline, the silence ladder, dormancy; two
+    # minutes on she is lapsed, the winback asks her why, and she answers (three stars).
     Beat(0, "lapsing-lena", "purchase", {"amount": 64, "category": "dresses"}),
     Beat(4, "lapsing-lena", "purchase", {"amount": 48, "category": "dresses"}),
     Beat(8, "lapsing-lena", "purchase", {"amount": 52, "category": "knitwear"}),
+    Beat(140, "lapsing-lena", "feedback", {"rating": 3}),
     # Returns one of two orders: the return ladder, until the exchange credit wins her.
     Beat(1, "returning-rosa", "purchase", {"amount": 120, "category": "shoes"}),
     Beat(2, "returning-rosa", "purchase", {"amount": 80, "category": "bags"}),
@@ -76,6 +82,37 @@ STORIES: tuple[Beat, ...] = (
 )
 
 STEADY_BUYERS = ("steady-sam", "steady-sasha", "steady-sol")
+
+
+def demo_journey() -> JourneyConfig:
+    """Windows of seconds, so a newcomer watches ladders climb within a minute and a
+    customer lapse, and be won back, within three."""
+    winback = WinbackRules()
+    seconds = timedelta(seconds=15)
+    return JourneyConfig(
+        silence_min=timedelta(seconds=15),
+        silence_default=timedelta(seconds=20),
+        silence_max=timedelta(seconds=60),
+        response_window=timedelta(seconds=10),
+        dormant_cadence=timedelta(seconds=90),
+        # Whatever the hour the demo runs at, no quiet hours; the cap in seconds too.
+        contact=ContactPolicy(
+            quiet_start=time(0),
+            quiet_end=time(0),
+            marketing_cap=6,
+            cap_window=timedelta(seconds=30),
+        ),
+        cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
+        programmes={
+            "welcome": {"activation_after": seconds},
+            "winback": {
+                "follow_ups": [s.model_copy(update={"wait": seconds}) for s in winback.follow_ups],
+                "answer_within": seconds,
+            },
+        },
+    )
+
+
 FLASH_SALE_AT = timedelta(seconds=20)
 FLASH_SALE_LASTS = timedelta(minutes=10)
 

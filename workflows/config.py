@@ -7,7 +7,7 @@ it from ``EQUATOR_JOURNEY__*`` environment variables (see ``runtime/settings.py`
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -81,23 +81,3 @@ class JourneyConfig(BaseModel):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")
         return self
-
-    @classmethod
-    def demo(cls) -> JourneyConfig:
-        """Windows of seconds, so a newcomer watches ladders climb within a minute."""
-        return cls(
-            silence_min=timedelta(seconds=15),
-            silence_default=timedelta(seconds=20),
-            silence_max=timedelta(seconds=60),
-            response_window=timedelta(seconds=10),
-            dormant_cadence=timedelta(seconds=90),
-            # Whatever the hour the demo runs at, no quiet hours; the cap in seconds too.
-            contact=ContactPolicy(
-                quiet_start=time(0),
-                quiet_end=time(0),
-                marketing_cap=6,
-                cap_window=timedelta(seconds=30),
-            ),
-            cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
-            programmes={"welcome": {"activation_after": timedelta(seconds=15)}},
-        )
