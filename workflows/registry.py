@@ -13,6 +13,7 @@ from workflows.ladders import COMPLAINT, DELIVERY_LATE, DORMANT, RETURN, SILENCE
 from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
+from workflows.programmes.pivot_care import PIVOT_CARE
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
 from workflows.programmes.welcome import Welcome
@@ -28,4 +29,5 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     ABOVE_THE_LINE,
     CAMPAIGNS,
     Welcome(),
+    PIVOT_CARE,
 )
