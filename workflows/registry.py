@@ -13,6 +13,7 @@ from workflows.ladders import COMPLAINT, DELIVERY_LATE, DORMANT, RETURN, SILENCE
 from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
+from workflows.programmes.email_engagement import EmailEngagement
 from workflows.programmes.pivot_care import PIVOT_CARE
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
@@ -30,4 +31,5 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     CAMPAIGNS,
     Welcome(),
     PIVOT_CARE,
+    EmailEngagement(),
 )
