@@ -92,6 +92,7 @@ class Customer(SQLModel, table=True):
     last_purchase_at: datetime | None = _time(default=None)
     median_purchase_gap_days: float | None = None
     cohort: str | None = Field(default=None, max_length=16)
+    email: str | None = Field(default=None, max_length=254)
 
 
 class LedgerEvent(SQLModel, table=True):

@@ -187,8 +187,11 @@ def hold(
 
 
 def touched(journey: Journey, engagement: Engagement) -> None:
-    """Count a marketing engagement against the cap (service ones and replies are not)."""
+    """Count a marketing engagement against the cap (service ones and replies are not,
+    nor, since the programmes patch, a ticket: work for staff, not a message)."""
     policy = journey.config.contact
+    if engagement.channel in policy.internal_channels and journey.patched(Patch.PROGRAMMES):
+        return
     if engagement.contact != Contact.CONSENT and engagement.channel not in policy.service_channels:
         touches = contact.recent_touches(journey.state.marketing_touches, policy, journey.now)
         journey.state.marketing_touches = [*touches, journey.now]

@@ -28,6 +28,8 @@ from pydantic import (
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+# Someone, an @, a domain with a dot: the provider is the judge of the rest.
+EmailAddress = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 # Times outside these bounds are data errors (and some cannot even be moved to UTC).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -187,6 +189,8 @@ class ProfileUpdatedProperties(Properties):
     home_store: Identifier | None = None
     location: Label | None = None
     preferred_channels: Annotated[list[Label], Field(max_length=8)] | None = None
+    # Where email goes; a new one lifts the stop a bounce put on email.
+    email: EmailAddress | None = None
 
 
 class PaymentFailedProperties(Properties):

@@ -28,6 +28,7 @@ class Profile(BaseModel):
     home_store: str | None = None
     location: str | None = None
     preferred_channels: list[str] = Field(default_factory=list)
+    email: str | None = None
     first_purchase_at: datetime | None = None
     # One point per dollar spent; an offer's multiplier on the purchase that redeems it.
     loyalty_points: int = 0

@@ -14,8 +14,10 @@ from workflows.programme import Programme
 from workflows.programmes.above_the_line import AboveTheLine
 from workflows.programmes.campaigns import Campaigns
 from workflows.programmes.cross_sell import CrossSell
+from workflows.programmes.email_engagement import EmailEngagement
 from workflows.programmes.milestones import Milestones
 from workflows.programmes.payment_failed import PAYMENT_FAILED
+from workflows.programmes.pivot_care import PIVOT_CARE
 from workflows.programmes.remediation import Remediation
 from workflows.programmes.vip_thanks import VipThanks
 from workflows.programmes.welcome import Welcome
@@ -37,4 +39,6 @@ PROGRAMMES: tuple[Programme[Any], ...] = (
     Milestones(),
     CrossSell(),
     Winback(),
+    PIVOT_CARE,
+    EmailEngagement(),
 )

@@ -5,8 +5,9 @@ ladder; an event a ladder is ``started_by`` (a return, a complaint) starts that 
 escalates to it if it outranks the climb under way. Steps climb in cost within a
 ceiling that scales with the customer's value; each waits out a response window, and a
 response of a grade the ladder counts wins it. An exhausted ladder leads to a dormant
-cadence with a periodic check-in, never to the end. A VIP's climb starts with a service
-ticket, and while a service ladder (or VIP care) climbs, marketing waits.
+cadence with a periodic check-in, never to the end. A VIP's climb (and, with pivot care,
+a loyal or repeat customer's) starts with a service ticket, and while a service ladder
+(or that care) climbs, marketing waits.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType, polarity, traits
 from workflows.ladders import DORMANT, SILENCE, VIP_CARE_TICKET, Ladder, LadderStep
 from workflows.patches import Patch
 from workflows.programme import Contact, Deadline, Engagement, Journey, Programme
+from workflows.programmes.pivot_care import cared_for
 from workflows.silence import silence_window
 from workflows.state import LinePosition
 from workflows.timeline import money
@@ -147,11 +148,10 @@ class Remediation(Programme[RemediationState]):
         return state
 
     def _cares(self, journey: Journey, ladder: Ladder) -> bool:
-        """A VIP's climb (not a dormant check-in) starts with a service ticket."""
+        """A VIP's climb (not a dormant check-in) starts with a service ticket; since the
+        programmes patch, that of anyone in a care cohort (``pivot_care``)."""
         return (
-            journey.patched(Patch.VIP_CARE)
-            and journey.state.cohort == Cohort.VIP
-            and ladder.cause != DORMANT.cause
+            journey.patched(Patch.VIP_CARE) and ladder.cause != DORMANT.cause and cared_for(journey)
         )
 
     def start(

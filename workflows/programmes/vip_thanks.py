@@ -1,4 +1,5 @@
-"""VIP thanks: feedback is a gift, and a VIP who gives it is thanked for it.
+"""VIP thanks: feedback is a gift, and a VIP who gives it is thanked for it (with pivot
+care, a loyal or repeat customer too: its care cohorts).
 
 A reply to something the customer just did: consent applies, the marketing cap and
 quiet hours do not, and it is never counted against the cap.
@@ -10,11 +11,11 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from workflows.cohorts import Cohort
 from workflows.events import CustomerEvent, EventType
 from workflows.ladders import LadderStep
 from workflows.patches import Patch
 from workflows.programme import Contact, Engagement, Journey, Programme
+from workflows.programmes.pivot_care import cared_for
 
 THANK_YOU = LadderStep(name="thank-you note", channel="email", cost=Decimal("0.05"))
 
@@ -34,7 +35,7 @@ class VipThanks(Programme[ThanksState]):
     def heard(
         self, journey: Journey, state: ThanksState | None, event: CustomerEvent
     ) -> ThanksState | None:
-        if journey.state.cohort == Cohort.VIP:
+        if cared_for(journey):
             return ThanksState(feedback_event_id=event.event_id)
         return state
 
