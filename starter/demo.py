@@ -105,6 +105,8 @@ def demo_journey() -> JourneyConfig:
         cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
         programmes={
             "welcome": {"activation_after": seconds},
+            "cross_sell": {"delay": timedelta(seconds=10)},
+            "pivot_care": {"care_window": timedelta(seconds=20)},
             "winback": {
                 "follow_ups": [s.model_copy(update={"wait": seconds}) for s in winback.follow_ups],
                 "answer_within": seconds,

@@ -30,8 +30,13 @@ from workflows.programmes.pivot_care import (
 from workflows.registry import PROGRAMMES, REMEDIATION
 from workflows.state import JourneyState
 
+# Pivot care with what it works beside; the other programmes' messages would share the cap.
 CONFIG = JourneyConfig(
-    contact=NEVER_QUIET, silence_min=days(10), silence_default=days(30), silence_max=days(90)
+    enabled=frozenset({"pivot_care", "vip_thanks", "campaigns"}),
+    contact=NEVER_QUIET,
+    silence_min=days(10),
+    silence_default=days(30),
+    silence_max=days(90),
 )
 WEEKLY = (0, 7, 14, 21, 28)
 

@@ -125,6 +125,9 @@ class PivotCare(Programme[PivotCareState]):
         if self._watched(journey) and was not in rules.care_cohorts:
             state = state or PivotCareState()
             state.cadence_due = cadence_due(journey, rules)
+        elif state is not None and not self._watched(journey):
+            # Lapsed is no pivot any more: the winback's turn, not a person's.
+            self._end_care(journey, state, "no_response", f"now {journey.state.cohort or 'none'}")
         return self._settled(journey, state)
 
     def heard(
