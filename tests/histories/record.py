@@ -4,7 +4,9 @@
 
 Plays a scenario that touches every path of the journey (events, a bad event, a
 duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, a campaign sent
-twice and converted, an erasure) on the
+twice and converted; since 0.2 the welcome, milestones, a cross-sell, an unopened email
+raised by the journey, a bounce and a new address, a failed payment's ladder, pivot
+care, a lapse and its winback answered by feedback; an erasure) on the
 time-skipping server and writes its history to ``tests/histories/NAME.json``.
 Committed histories must keep replaying: that is what says a change to workflow code
 is safe for running journeys, or needs ``workflow.patched``.
@@ -16,6 +18,7 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowHistory
 
@@ -23,19 +26,25 @@ from runtime.temporal import request_erasure
 from testkit import scenario, time_skipping_server
 from tests.journeys import NEVER_QUIET, days, event, now, sleep_until
 from workflows.calendar import Campaign
+from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
 
 HERE = Path(__file__).parent
 
 
 async def play() -> WorkflowHistory:
-    config = JourneyConfig(max_events_per_run=50, contact=NEVER_QUIET)
+    config = JourneyConfig(
+        max_events_per_run=80, contact=NEVER_QUIET, cohorts=CohortRules(lapsed_after=days(40))
+    )
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/e.db"
         async with time_skipping_server() as env, scenario(config, db_url, env) as world:
             start = await now(env)
-            handle = await world.send(event("golden", "purchase", start, "g1", amount=90))
-            await world.send(event("golden", "purchase", start, "g1", amount=90))
+            first = event("golden", "purchase", start, "g1", amount=90, category="trousers")
+            handle = await world.send(first)
+            await world.send(first)
+            delivered = {"message_id": "m1"}
+            await world.send(event("golden", "email_delivered", start, "d1", **delivered))
             await handle.signal("event", {"event_id": "bad", "type": "teleport"})
             await sleep_until(env, start + days(36))
             await world.send(event("golden", "email_opened", await now(env), "g2"))
@@ -54,6 +63,20 @@ async def play() -> WorkflowHistory:
             await sleep_until(env, start + days(80.5))
             await world.send(event("golden", "purchase", await now(env), "g5", amount=25))
             await sleep_until(env, start + days(81))
+            moments: list[tuple[str, dict[str, Any]]] = [
+                ("achievement", {"name": "first-review"}),
+                ("email_bounced", {"message_id": "m2"}),
+                ("profile_updated", {"email": "golden@example.com"}),
+                ("payment_failed", {"reason": "card-expired"}),
+                ("purchase", {"amount": 5}),
+            ]
+            for n, (type, properties) in enumerate(moments):
+                await sleep_until(env, start + days(81 + n))
+                await world.send(event("golden", type, await now(env), f"n{n}", **properties))
+            # Silent for 40 days: lapsed, the winback asks why, and she answers.
+            await sleep_until(env, start + days(126))
+            await world.send(event("golden", "feedback", await now(env), "f1", rating=4))
+            await sleep_until(env, start + days(130))
             await request_erasure(env.client, "golden", "erase-golden")
             await handle.result()
             return await handle.fetch_history()
