@@ -42,6 +42,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+@pytest.fixture
+async def kit(
+    request: pytest.FixtureRequest, time_skipping_env: WorkflowEnvironment, database_url: str
+) -> AsyncIterator[Scenario]:
+    """A scenario on its own time-skipping server, on each engine, with the test module's
+    ``CONFIG``."""
+    config = getattr(request.module, "CONFIG", None)
+    async with scenario(config, database_url, time_skipping_env) as s:
+        yield s
+
+
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped afterwards. Outside CI a

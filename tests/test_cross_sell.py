@@ -3,13 +3,11 @@ functions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows.config import JourneyConfig
@@ -23,12 +21,6 @@ CONFIG = JourneyConfig(
     silence_default=days(60),
     silence_max=days(90),
 )
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def suggested(kit: Scenario, customer: str) -> list[tuple[float | None, str, str | None]]:

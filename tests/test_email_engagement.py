@@ -4,16 +4,13 @@ address in the single customer view, then pure functions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from pydantic import ValidationError
 from sqlmodel import select
-from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import LedgerActivities
 from activities.store import Customer, LedgerEvent, Store
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows.config import JourneyConfig
@@ -31,12 +28,6 @@ from workflows.state import JourneyState, LinePosition
 
 CONFIG = JourneyConfig(contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90))
 EMAIL = EmailEngagement()
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def unopened(kit: Scenario, customer: str) -> list[LedgerEvent]:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows.cohorts import Cohort
@@ -20,12 +15,6 @@ CONFIG = JourneyConfig(
     silence_default=days(60),
     silence_max=days(90),
 )
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def said(kit: Scenario, customer: str) -> list[tuple[float | None, str]]:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from testkit import Scenario, scenario
+from testkit import Scenario
 from tests.journeys import NEVER_QUIET
 from workflows.config import JourneyConfig
 from workflows.registry import REMEDIATION
 
 # SMS by consent (granted below); a cap that the other programmes' messages leave room in.
 CONFIG = JourneyConfig(contact=NEVER_QUIET.model_copy(update={"marketing_cap": 10}))
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def test_a_declined_payment_climbs_until_the_customer_pays(kit: Scenario) -> None:

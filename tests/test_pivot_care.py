@@ -3,15 +3,14 @@ do. Scenarios on simulated time (SQLite and Postgres), then pure functions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from temporalio.testing import WorkflowEnvironment
 
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows import engine
@@ -39,12 +38,6 @@ CONFIG = JourneyConfig(
     silence_max=days(90),
 )
 WEEKLY = (0, 7, 14, 21, 28)
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 def sale(kit: Scenario, name: str, day: float) -> Campaign:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from pydantic import ValidationError
-from temporalio.testing import WorkflowEnvironment
 
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows.config import JourneyConfig
 from workflows.programmes.welcome import Welcome, WelcomeRules
 
 CONFIG = JourneyConfig(contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90))
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def welcome(kit: Scenario, customer: str) -> list[tuple[float | None, str, str | None]]:

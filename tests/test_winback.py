@@ -3,14 +3,12 @@ pure functions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 from pydantic import ValidationError
-from temporalio.testing import WorkflowEnvironment
 
-from testkit import Scenario, apply, begun, ev, scenario
+from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
 from tests.journeys import NEVER_QUIET, days
 from workflows.cohorts import CohortRules
@@ -29,12 +27,6 @@ CONFIG = JourneyConfig(
     silence_default=days(150),
     silence_max=days(180),
 )
-
-
-@pytest.fixture
-async def kit(time_skipping_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[Scenario]:
-    async with scenario(CONFIG, database_url, time_skipping_env) as s:
-        yield s
 
 
 async def winback(kit: Scenario, customer: str) -> list[tuple[float | None, str, str | None]]:

@@ -28,6 +28,13 @@ class SequenceStep(BaseModel):
     offer_id: str | None = None
 
 
+def climbing_in_cost(steps: tuple[SequenceStep, ...], what: str) -> None:
+    """Cheapest first: refuse rules whose steps do not climb in cost."""
+    costs = [step.cost for step in steps]
+    if costs != sorted(costs):
+        raise ValueError(f"{what} must climb in cost")
+
+
 class SequenceRun(BaseModel):
     """One customer's way through a sequence; ``series`` keys its engagements."""
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from workflows.events import CustomerEvent, EventType
-from workflows.ladders import LadderStep
 from workflows.patches import Patch
 from workflows.programme import Contact, Engagement, Journey, Programme
 from workflows.programmes.pivot_care import cared_for
 
-THANK_YOU = LadderStep(name="thank-you note", channel="email", cost=Decimal("0.05"))
+
+class ThanksRules(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "thank-you note"
+    channel: str = "email"
+    cost: Decimal = Decimal("0.05")
 
 
 class ThanksState(BaseModel):
@@ -41,15 +46,16 @@ class VipThanks(Programme[ThanksState]):
 
     def wants(self, journey: Journey, state: ThanksState) -> list[Engagement]:
         feedback = state.feedback_event_id
+        thanks = self.rules(journey.config, ThanksRules)
         return [
             Engagement(
                 cause="vip_care",
                 series=f"thanks-{feedback}",
-                name=THANK_YOU.name,
-                channel=THANK_YOU.channel,
-                cost=THANK_YOU.cost,
+                name=thanks.name,
+                channel=thanks.channel,
+                cost=thanks.cost,
                 label="thank-you",
-                what=f"VIP care: {THANK_YOU.name}",
+                what=f"VIP care: {thanks.name}",
                 after=f" for feedback {feedback}",
                 contact=Contact.CONSENT,
                 event_id=feedback,

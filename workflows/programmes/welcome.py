@@ -35,9 +35,7 @@ class WelcomeRules(BaseModel):
 
     @model_validator(mode="after")
     def _cheapest_first(self) -> WelcomeRules:
-        costs = [nudge.cost for nudge in self.nudges]
-        if costs != sorted(costs):
-            raise ValueError("activation nudges must climb in cost")
+        sequence.climbing_in_cost(self.nudges, "activation nudges")
         return self
 
     @property

@@ -69,9 +69,7 @@ class WinbackRules(BaseModel):
 
     @model_validator(mode="after")
     def _cheapest_first(self) -> WinbackRules:
-        costs = [step.cost for step in self.steps]
-        if costs != sorted(costs):
-            raise ValueError("winback steps must climb in cost")
+        sequence.climbing_in_cost(self.steps, "winback steps")
         return self
 
     @property
