@@ -360,11 +360,12 @@ class CustomerJourney:
         what it has to file is filed."""
         journey = self._journey()
         state = programme.state_in(self._state)
-        if state is not None:
-            state = programme.tick(journey, state)
-            programme.put(self._state, state)
         if state is None:
-            self._told(journey)
+            return
+        state = programme.tick(journey, state)
+        programme.put(self._state, state)
+        self._told(journey)
+        if state is None:
             return
         wanted = programme.wants(journey, state)
         programme.put(self._state, state)

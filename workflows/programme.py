@@ -15,6 +15,7 @@ engagement's outcome and report a moment to telemetry. Nothing here does I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -206,17 +207,18 @@ class Programme(Generic[S]):
     always_on: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        # Rules parsed per configuration (a worker runs journeys of a few at most).
-        self._parsed_rules: dict[int, tuple[JourneyConfig, BaseModel]] = {}
+        # Rules parsed once per distinct setting: a worker runs journeys of a few at most
+        # (keyed by content, not by the configuration object: every run has its own).
+        self._parsed_rules: dict[str, BaseModel] = {}
 
     def rules(self, config: JourneyConfig, model: type[R]) -> R:
         """The programme's rules: ``model``'s defaults, overridden by what the journey's
-        configuration says under the programme's name (parsed once per configuration)."""
-        found = self._parsed_rules.get(id(config))
-        if found is None or found[0] is not config:
-            found = (config, model.model_validate(config.programmes.get(self.name, {})))
-            self._parsed_rules[id(config)] = found
-        rules = found[1]
+        configuration says under the programme's name."""
+        raw = config.programmes.get(self.name, {})
+        key = json.dumps(raw, sort_keys=True, default=str)
+        rules = self._parsed_rules.get(key)
+        if rules is None:
+            rules = self._parsed_rules[key] = model.model_validate(raw)
         assert isinstance(rules, model)
         return rules
 
