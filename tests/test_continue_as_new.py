@@ -21,8 +21,8 @@ EVENTS = 300
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    # The server suggests continue-as-new at 120 history events instead of 4,096.
-    async with dev_server("limit.historyCount.suggestContinueAsNew=120") as env:
+    # The server suggests continue-as-new at 60 history events instead of 4,096.
+    async with dev_server("limit.historyCount.suggestContinueAsNew=60") as env:
         yield env
 
 

@@ -173,7 +173,7 @@ def test_baskets_are_bounded() -> None:
 
 def old(patch: Patch) -> bool:
     """A journey that began before the programmes patch."""
-    return patch != Patch.PROGRAMMES
+    return patch != Patch.RELEASE_0_2
 
 
 def complaint_from(cohort: Cohort, patched: Callable[[Patch], bool]) -> bool:

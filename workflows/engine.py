@@ -190,7 +190,7 @@ def touched(journey: Journey, engagement: Engagement) -> None:
     """Count a marketing engagement against the cap (service ones and replies are not,
     nor, since the programmes patch, a ticket: work for staff, not a message)."""
     policy = journey.config.contact
-    if engagement.channel in policy.internal_channels and journey.patched(Patch.PROGRAMMES):
+    if engagement.channel in policy.internal_channels and journey.patched(Patch.RELEASE_0_2):
         return
     if engagement.contact != Contact.CONSENT and engagement.channel not in policy.service_channels:
         touches = contact.recent_touches(journey.state.marketing_touches, policy, journey.now)

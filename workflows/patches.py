@@ -20,7 +20,11 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``engagement-outcomes`` | 0.1 | engagement outcomes filed in the store | 1 now |
 | ``search-attributes`` | 0.1 | search attributes kept current | 1 now |
 | ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
-| ``programmes`` | 0.2 | the programmes added in 0.2 (welcome, winback, …) | 0.3 |
+| ``release-0.2`` | 0.2 | everything 0.2 changed (below) | 0.3 |
+
+``release-0.2`` brought the programmes added in 0.2 (welcome, milestones, cross-sell,
+winback, pivot care, email engagement), care and thanks for pivot care's cohorts, tickets
+outside the marketing cap, and the ledger written by a local activity.
 
 "1 now" means the code is ready for it; it is taken when ops confirm that no
 journey started before 0.1 still runs.
@@ -38,7 +42,8 @@ class Patch(StrEnum):
     ENGAGEMENT_OUTCOMES = "engagement-outcomes"
     SEARCH_ATTRIBUTES = "search-attributes"
     CAMPAIGNS = "campaigns"
-    PROGRAMMES = "programmes"
+    # Everything 0.2 changed for running journeys: one marker a run, not one a change.
+    RELEASE_0_2 = "release-0.2"
 
 
 # Asked as every run starts, in this order (the markers' place in history is fixed).
@@ -46,5 +51,5 @@ AT_START: tuple[Patch, ...] = (
     Patch.VIP_CARE,
     Patch.ABOVE_THE_LINE,
     Patch.ENGAGEMENT_OUTCOMES,
-    Patch.PROGRAMMES,
+    Patch.RELEASE_0_2,
 )

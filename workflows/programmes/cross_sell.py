@@ -69,7 +69,7 @@ class CrossSell(Programme[CrossSellState]):
     state_model = CrossSellState
     hears = frozenset({EventType.PURCHASE})
     turn = 70
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def _rules(self, journey: Journey) -> CrossSellRules:
         return self.rules(journey.config, CrossSellRules)

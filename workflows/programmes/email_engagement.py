@@ -87,7 +87,7 @@ class EmailEngagement(Programme[EmailEngagementState]):
         }
     )
     turn = 90
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def heard(
         self, journey: Journey, state: EmailEngagementState | None, event: CustomerEvent

@@ -58,7 +58,7 @@ class Milestones(Programme[MilestonesState]):
     hears = frozenset({EventType.PURCHASE, EventType.ACHIEVEMENT})
     hears_cohort = True
     turn = 60
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def heard(
         self, journey: Journey, state: MilestonesState | None, event: CustomerEvent

@@ -110,7 +110,7 @@ class PivotCare(Programme[PivotCareState]):
     hears_cohort = True
     # Before campaigns: a pivot seen in a pass holds that pass's campaign back.
     turn = 5
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def _rules(self, journey: Journey) -> PivotCareRules:
         return self.rules(journey.config, PivotCareRules)
@@ -267,7 +267,7 @@ def cared_for(journey: Journey) -> bool:
     their feedback: a VIP; for journeys that run pivot care (with the programmes patch,
     and enabled), anyone in its care cohorts."""
     enabled = journey.config.enabled
-    if journey.patched(Patch.PROGRAMMES) and (enabled is None or PIVOT_CARE.name in enabled):
+    if journey.patched(Patch.RELEASE_0_2) and (enabled is None or PIVOT_CARE.name in enabled):
         cohorts = PIVOT_CARE.rules(journey.config, PivotCareRules).care_cohorts
         return journey.state.cohort in cohorts
     return journey.state.cohort == Cohort.VIP

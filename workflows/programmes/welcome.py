@@ -53,7 +53,7 @@ class Welcome(Programme[WelcomeState]):
     state_model = WelcomeState
     hears = frozenset({EventType.PURCHASE})
     turn = 50
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def _rules(self, journey: Journey) -> WelcomeRules:
         return self.rules(journey.config, WelcomeRules)

@@ -91,7 +91,7 @@ class Winback(Programme[WinbackState]):
     hears = frozenset({EventType.FEEDBACK, EventType.OFFER_REDEEMED})
     hears_cohort = True
     turn = 80
-    since = Patch.PROGRAMMES
+    since = Patch.RELEASE_0_2
 
     def _rules(self, journey: Journey) -> WinbackRules:
         return self.rules(journey.config, WinbackRules)
