@@ -13,10 +13,11 @@ event not yet applied.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -101,6 +102,9 @@ class CustomerJourney:
         self._sending = False
         # The search attributes as last upserted (a new run starts from none).
         self._indexed: dict[str, Any] = {}
+        # The timer set to wake the journey, and for when (``_alarm_for``).
+        self._alarm: asyncio.Task[None] | None = None
+        self._alarm_at = datetime.min.replace(tzinfo=UTC)
         self._telemetry = JourneyTelemetry(self._state.customer_id)
 
     @workflow.run
@@ -267,8 +271,28 @@ class CustomerJourney:
         remaining = (at - workflow.now()).total_seconds()
         if remaining <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(self._has_news, timeout=remaining, timeout_summary=action)
+        if not self._patched(Patch.RELEASE_0_2):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    self._has_news, timeout=remaining, timeout_summary=action
+                )
+            return
+        alarm = self._alarm_for(at, remaining, action)
+        await workflow.wait_condition(lambda: self._has_news() or alarm.done())
+
+    def _alarm_for(self, at: datetime, remaining: float, action: str) -> asyncio.Task[None]:
+        """The timer that wakes the journey by ``at``. One set for an earlier time is kept:
+        an event that moves the deadline on (every purchase moves the flatline) then costs
+        no timer cancelled and started again; the journey wakes early once, finds nothing
+        due, and sets the next."""
+        alarm = self._alarm
+        if alarm is not None and not alarm.done() and self._alarm_at <= at:
+            return alarm
+        if alarm is not None:
+            alarm.cancel()
+        self._alarm_at = at
+        self._alarm = asyncio.create_task(workflow.sleep(remaining, summary=action))
+        return self._alarm
 
     def _has_news(self) -> bool:
         return bool(self._inbox or self._campaign_inbox or self._erasure or self._steered)
