@@ -5,8 +5,9 @@
 For each shape (API processes by worker processes, as deployed: `equator api`,
 `python -m worker`), on a fresh Postgres database and task queue: post the events as
 fast as the APIs take them (64 in flight, round robin over the APIs) to 400 customers
-whose journeys a first round started, then wait until every one is in the ledger. Prints events accepted/s (202s) and applied/s (in the
-ledger), and each against the first shape. The dev server, the processes and the load
+whose journeys a first round started, then wait until every one is in the ledger.
+Prints events accepted/s (202s) and applied/s (in the ledger), and each against the
+first shape. The dev server, the processes and the load
 share the machine's cores: the figures say where adding processes stops paying.
 """
 
