@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fanout_throughput --existing
 	$(BIN)/python -m bench.versus_bare
 	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.scale_out
 
 # Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
 screenshots: $(STAMP)
