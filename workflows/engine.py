@@ -5,6 +5,7 @@ every engagement goes through, and when the journey next acts. The workflow
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,21 +39,32 @@ class Programmes:
         chosen: frozenset[str] | None = None,
     ) -> Programmes:
         """``chosen``: the configuration's ``enabled`` (remediation always runs)."""
-        enabled = tuple(
-            p
-            for p in registered
-            if (p.since is None or patched(p.since))
-            and (chosen is None or p.name in chosen or p.always_on)
-        )
-        return cls(
-            enabled=enabled,
-            by_turn=tuple(sorted(enabled, key=lambda p: p.turn)),
-            by_event={
-                event_type: tuple(p for p in enabled if event_type in p.hears)
-                for event_type in EventType
-            },
-            hearing_cohort=tuple(p for p in enabled if p.hears_cohort),
-        )
+        # Every programme's patch is asked, in order, as it always was (a marker is
+        # recorded where it is first asked); what they answer picks a shared instance.
+        has = tuple(p.since is None or patched(p.since) for p in registered)
+        return _programmes(tuple(registered), has, chosen)
+
+
+# Shared by every journey with the same answers: a cached journey holds one reference,
+# not its own dict of every event type (a worker sees a few combinations at most).
+@functools.lru_cache(maxsize=64)
+def _programmes(
+    registered: tuple[Programme[Any], ...], has: tuple[bool, ...], chosen: frozenset[str] | None
+) -> Programmes:
+    enabled = tuple(
+        p
+        for p, patched in zip(registered, has, strict=True)
+        if patched and (chosen is None or p.name in chosen or p.always_on)
+    )
+    return Programmes(
+        enabled=enabled,
+        by_turn=tuple(sorted(enabled, key=lambda p: p.turn)),
+        by_event={
+            event_type: tuple(p for p in enabled if event_type in p.hears)
+            for event_type in EventType
+        },
+        hearing_cohort=tuple(p for p in enabled if p.hears_cohort),
+    )
 
 
 def begin(journey: Journey, programmes: Programmes) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
 from workflows import state_0_1
 from workflows.cohorts import Cohort
@@ -66,6 +66,12 @@ class JourneyState(BaseModel):
         return self.paused_by is not None
 
 
+# Configurations parsed, by content: the SDK keeps each run's input for the run's life,
+# and a worker sees a few distinct configurations at most, so journeys share one.
+_SHARED_CONFIGS: dict[str, JourneyConfig] = {}
+SHARED_CONFIGS_KEPT = 32
+
+
 class JourneyInput(BaseModel):
     customer_id: str
     config: JourneyConfig = JourneyConfig()
@@ -73,6 +79,18 @@ class JourneyInput(BaseModel):
     state: JourneyState | None = None
     pending: list[Any] = Field(default_factory=list)
     pending_campaigns: list[Any] = Field(default_factory=list)
+
+    @field_validator("config")
+    @classmethod
+    def _shared(cls, config: JourneyConfig) -> JourneyConfig:
+        """An equal configuration parsed before, if any (configurations are frozen)."""
+        key = config.model_dump_json()
+        shared = _SHARED_CONFIGS.get(key)
+        if shared is None:
+            if len(_SHARED_CONFIGS) >= SHARED_CONFIGS_KEPT:
+                _SHARED_CONFIGS.clear()
+            shared = _SHARED_CONFIGS[key] = config
+        return shared
 
 
 class ProgrammeView(BaseModel):
