@@ -301,8 +301,8 @@ class CustomerJourney:
     async def _apply_inbox(self) -> None:
         journey = self._journey()
         candidates: dict[str, CustomerEvent] = {}
-        while self._inbox:
-            raw = self._inbox.pop(0)
+        arrived, self._inbox = self._inbox, []
+        for raw in arrived:
             try:
                 event = parse_event(raw)
             except ValidationError as err:
@@ -361,8 +361,8 @@ class CustomerJourney:
         journey = self._journey()
         # Journeys that began before campaigns existed refused the signal as unknown.
         known = journey.patched(Patch.CAMPAIGNS)
-        while self._campaign_inbox:
-            raw = self._campaign_inbox.pop(0)
+        arrived, self._campaign_inbox = self._campaign_inbox, []
+        for raw in arrived:
             if not known:
                 engine.reject(journey, f"unknown signal {CAMPAIGN_SIGNAL!r}")
                 continue
