@@ -106,7 +106,9 @@ def demo_journey() -> JourneyConfig:
         programmes={
             "welcome": {"activation_after": seconds},
             "cross_sell": {"delay": timedelta(seconds=10)},
-            "pivot_care": {"care_window": timedelta(seconds=20)},
+            # Repeat buyers seconds apart would "break their cadence" within seconds:
+            # in the demo only VIPs and loyal customers are watched.
+            "pivot_care": {"care_window": timedelta(seconds=20), "care_cohorts": ["vip", "loyal"]},
             "winback": {
                 "follow_ups": [s.model_copy(update={"wait": seconds}) for s in winback.follow_ups],
                 "answer_within": seconds,

@@ -253,6 +253,8 @@ class PivotCare(Programme[PivotCareState]):
         care = state.care
         if care is not None:
             return f"in care after a {care.pivot.value} pivot until {when(care.until)}"
+        if not state.baskets and state.cadence_due is None:
+            return None
         watching = f"watching {len(state.baskets)} baskets"
         if state.cadence_due is None:
             return watching
