@@ -43,11 +43,8 @@ def upgrade(data: Any) -> Any:
     remediation = _take(data, _REMEDIATION)
     ladder = remediation.get("ladder")
     if isinstance(ladder, dict):
-        ladder = dict(ladder)
-        until = ladder.pop("deferred_until", None)
-        if until is not None:
-            held[f"{ladder['run_id']}/step-{ladder.get('step', 0) + 1}"] = until
-        remediation["ladder"] = ladder
+        step_key = f"{ladder['run_id']}/step-{ladder.get('step', 0) + 1}"
+        remediation["ladder"] = _lift_hold(ladder, held, step_key)
     programmes["remediation"] = remediation
 
     thanks_due = data.pop("thanks_due", None)
@@ -57,23 +54,17 @@ def upgrade(data: Any) -> Any:
     offers = _take(data, _OFFERS)
     offer = offers.get("offer_due")
     if isinstance(offer, dict):
-        offer = dict(offer)
-        until = offer.pop("deferred_until", None)
-        if until is not None:
-            held[f"{offer['key']}/step-1"] = until
-        offers["offer_due"] = offer
-    offers["wallet"] = [_without_hold(held_offer) for held_offer in offers.get("wallet") or []]
+        offers["offer_due"] = _lift_hold(offer, held, f"{offer['key']}/step-1")
+    # Offers in the wallet went out long ago: a hold left on one means nothing.
+    offers["wallet"] = [_lift_hold(made, {}, "") for made in offers.get("wallet") or []]
     if any(offers.values()):
         programmes["above_the_line"] = offers
 
     campaigns = _take(data, _CAMPAIGNS)
-    due = []
-    for entry in campaigns.get("due") or []:
-        until = entry.get("deferred_until")
-        if until is not None:
-            held[f"campaign-{entry['campaign']['name']}/step-1"] = until
-        due.append(entry["campaign"])
-    campaigns["due"] = due
+    campaigns["due"] = [
+        _lift_hold(entry, held, f"campaign-{entry['campaign']['name']}/step-1")["campaign"]
+        for entry in campaigns.get("due") or []
+    ]
     if any(campaigns.values()):
         programmes["campaigns"] = campaigns
 
@@ -86,9 +77,12 @@ def _take(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {new: data.pop(old) for old, new in names.items() if data.get(old) is not None}
 
 
-def _without_hold(offer: Any) -> Any:
-    return (
-        {k: v for k, v in offer.items() if k != "deferred_until"}
-        if isinstance(offer, dict)
-        else offer
-    )
+def _lift_hold(entry: Any, held: dict[str, Any], key: str) -> Any:
+    """``entry`` without its 0.1 hold (``deferred_until``), which moves to ``held``."""
+    if not isinstance(entry, dict):
+        return entry
+    entry = dict(entry)
+    until = entry.pop("deferred_until", None)
+    if until is not None:
+        held[key] = until
+    return entry
