@@ -6,9 +6,11 @@ A failure here means a change would break running journeys: put it behind
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -16,6 +18,7 @@ from temporalio.worker import Replayer
 from runtime.worker import WORKFLOW_RUNNER
 from tests.histories.record import play
 from workflows.journey import CustomerJourney
+from workflows.patches import AT_START, RELEASE
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 RECORDED = {path.stem: path.read_text() for path in HISTORIES}
@@ -41,6 +44,28 @@ async def test_a_fresh_history_replays() -> None:
     assert len(history.events) > 50
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+def patches_marked(history: WorkflowHistory) -> list[str]:
+    return [
+        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)[
+            "id"
+        ]
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+async def test_a_run_that_begins_on_this_release_marks_one_patch() -> None:
+    # Every older patch is implied by the release: one marker a run, not one per patch.
+    assert patches_marked(await play()) == [RELEASE]
+
+
+def test_a_run_that_began_on_0_1_kept_its_own_patches() -> None:
+    history = WorkflowHistory.from_json("customer-golden", RECORDED["journey-v3"])
+    assert RELEASE not in patches_marked(history)
+    assert set(AT_START) <= set(patches_marked(history))
 
 
 def test_there_is_a_recorded_history() -> None:

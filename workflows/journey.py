@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.events import CustomerEvent, describe_errors, parse_event
     from workflows.operator import OperatorRequest, StartLadderRequest
-    from workflows.patches import AT_START, Patch
+    from workflows.patches import AT_START, RELEASE, Patch, has_patch
     from workflows.programme import Engagement, Journey, Programme
     from workflows.registry import CAMPAIGNS, PROGRAMMES
     from workflows.state import JourneyInput, JourneyState, JourneyView
@@ -111,8 +111,9 @@ class CustomerJourney:
     @workflow.run
     async def run(self, input: JourneyInput) -> None:
         # Journeys that began before a patch keep behaving as they did.
-        for patch in AT_START:
-            workflow.patched(patch)
+        if not workflow.patched(RELEASE):
+            for patch in AT_START:
+                workflow.patched(patch)
         self._programmes = engine.Programmes.of(PROGRAMMES, self._patched, self._config.enabled)
         engine.begin(self._journey(), self._programmes)
         while True:
@@ -143,7 +144,7 @@ class CustomerJourney:
 
     @staticmethod
     def _patched(patch: Patch) -> bool:
-        return workflow.patched(patch)
+        return has_patch(patch, workflow.patched)
 
     def _journey(self) -> Journey:
         """The journey as programmes see it now."""

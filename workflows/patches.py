@@ -22,6 +22,11 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
 | ``release-0.2`` | 0.2 | everything 0.2 changed (below) | 0.3 |
 
+A run that began on 0.2 has every patch before it: the journey asks ``release-0.2``
+first and, when the run has it, asks nothing older (``has_patch``). One marker and one
+``TemporalChangeVersion`` upsert a run instead of one of each per patch; runs that began
+on 0.1 answer ``release-0.2`` with no and ask the rest as they always did.
+
 ``release-0.2`` brought the programmes added in 0.2 (welcome, milestones, cross-sell,
 winback, pivot care, email engagement), care and thanks for pivot care's cohorts, tickets
 outside the marketing cap, and the ledger written by a local activity.
@@ -32,6 +37,7 @@ journey started before 0.1 still runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -46,10 +52,19 @@ class Patch(StrEnum):
     RELEASE_0_2 = "release-0.2"
 
 
-# Asked as every run starts, in this order (the markers' place in history is fixed).
+# The release every older patch is part of (see ``has_patch``).
+RELEASE = Patch.RELEASE_0_2
+
+# Asked as every run of a journey that began on 0.1 starts, in this order (the markers'
+# place in history is fixed); a run that began on 0.2 asks ``RELEASE`` only.
 AT_START: tuple[Patch, ...] = (
     Patch.VIP_CARE,
     Patch.ABOVE_THE_LINE,
     Patch.ENGAGEMENT_OUTCOMES,
-    Patch.RELEASE_0_2,
 )
+
+
+def has_patch(patch: Patch, patched: Callable[[Patch], bool]) -> bool:
+    """Whether a run has ``patch``, asking ``patched`` (``workflow.patched``) as little as
+    it can: a run that has the release has every patch, without a marker for each."""
+    return patched(RELEASE) or patched(patch)
