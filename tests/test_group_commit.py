@@ -60,7 +60,8 @@ async def test_one_refused_write_fails_only_itself(store: Store) -> None:
     results = await asyncio.gather(
         *(group.submit(customer_id) for customer_id in ids), return_exceptions=True
     )
-    assert results[:2] == ["wrote f0", "wrote f1"] and results[3] == "wrote f3"
+    assert results[:2] == ["wrote f0", "wrote f1"]
+    assert results[3] == "wrote f3"
     assert isinstance(results[2], ValueError)
     assert await stored(store, ids) == {"f0", "f1", "f3"}
 
@@ -72,7 +73,8 @@ async def test_a_caller_that_gives_up_leaves_the_group_intact(store: Store) -> N
     waits = asyncio.create_task(group.submit("c2"))
     await asyncio.sleep(0)
     gives_up.cancel()
-    assert await first == "wrote c0" and await waits == "wrote c2"
+    assert await first == "wrote c0"
+    assert await waits == "wrote c2"
     with pytest.raises(asyncio.CancelledError):
         await gives_up
     # Its write went out with its group all the same: a retry finds it done.
@@ -98,4 +100,5 @@ async def test_journeys_recording_at_once_each_get_their_own_answer(store: Store
         rows = await session.exec(select(LedgerEvent.customer_id, LedgerEvent.event_id))
         assert sorted(rows) == [("k0", "p1"), ("k1", "p1"), ("k1", "p2"), ("k1", "p3")]
         k1 = await session.get(Customer, "k1")
-    assert k1 is not None and k1.order_count == 3
+    assert k1 is not None
+    assert k1.order_count == 3
