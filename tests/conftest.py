@@ -14,7 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
 from testkit import Scenario, scenario, time_skipping_server
+from tests.journeys import NEVER_QUIET
 from tests.servers import dev_server
+from workflows.config import JourneyConfig
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "EQUATOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -30,8 +32,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 async def dev_world(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Scenario]:
-    """A worker on its own task queue against the module's dev server, on SQLite."""
-    async with scenario(None, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", dev_env) as world:
+    """A worker on its own task queue against the module's dev server, on SQLite. The
+    dev server keeps the wall clock: no quiet hours, or what a test sees would depend on
+    the hour it runs at."""
+    config = JourneyConfig(contact=NEVER_QUIET)
+    async with scenario(config, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", dev_env) as world:
         yield world
 
 

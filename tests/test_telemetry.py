@@ -190,7 +190,7 @@ async def test_the_metrics_endpoint_serves_the_journeys_counters(observed: Obser
     assert sample(metrics, "equator_remediations_won_total", cause="silence") == 1
     # The runtime's own, beside ours, under our service name.
     runtime = {"activity_type": "send_engagement", "service_name": "equator"}
-    assert sample(metrics, "temporal_activity_task_received_total", **runtime) >= 1
+    assert sample(metrics, "temporal_local_activity_execution_latency_count", **runtime) >= 1
 
 
 async def test_journey_log_lines_carry_customer_workflow_and_run_ids(observed: Observed) -> None:

@@ -466,7 +466,12 @@ class CustomerJourney:
         )
         self._sending = True
         try:
-            await workflow.execute_activity(
+            # A local activity since 0.2, as the ledger write: the send is a short write
+            # to the store (the channel's outbox), and goes out in the workflow task that
+            # decided it, not one task and an activity task later.
+            local = self._patched(Patch.RELEASE_0_2)
+            execute = workflow.execute_local_activity if local else workflow.execute_activity
+            await execute(
                 SEND_ENGAGEMENT,
                 request,
                 result_type=EngagementResult,
