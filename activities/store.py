@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -206,6 +208,11 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# A connection that only reads: on SQLite its transaction begins deferred, so it takes
+# no write lock (WAL lets readers run beside the writer).
+_READ_ONLY = "equator_read_only"
+
+
 def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
     """Take SQLite's write lock when a transaction begins, not half-way through, so
     concurrent activities queue on the busy timeout instead of failing to upgrade."""
@@ -220,7 +227,37 @@ def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class _WritersFileLock:
+    """SQLite's write lock across processes (the API, the worker, the CLI on one file),
+    taken in turn on a lock file beside the database. SQLite's own busy handler sleeps
+    and retries, up to 100 ms at a time: under load a writer of another process waited
+    seconds for a lock free most of the time. A lock file wakes the next writer as soon
+    as the last one lets go."""
+
+    def __init__(self, database: Path) -> None:
+        self._fd = os.open(f"{database}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        # Waited for in a thread, so the event loop runs on. A caller cancelled while it
+        # waits must not leave the lock held once the thread gets it.
+        taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(lambda _: fcntl.flock(self._fd, fcntl.LOCK_UN))
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class Store:
@@ -231,11 +268,15 @@ class Store:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_async_engine(url, pool_pre_ping=self.dialect != "sqlite")
         # SQLite has one writer at a time. Writers of this process take turns here, in
-        # order, rather than in SQLite's busy handler, which sleeps and retries.
+        # order, and processes on the lock file, rather than in SQLite's busy handler,
+        # which sleeps and retries.
         self._writer_turn: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
+        self._writers_file: _WritersFileLock | None = None
         if self.dialect == "sqlite":
             _sqlite_serialised_writes(self.engine)
             self._writer_turn = asyncio.Lock()
+            if parsed.database and parsed.database != ":memory:":
+                self._writers_file = _WritersFileLock(Path(parsed.database))
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -244,15 +285,35 @@ class Store:
         """Bring the schema to the newest migration (``activities/migrations``). Every
         worker and API process calls this on start; on Postgres an advisory lock makes
         concurrent starts take turns, on SQLite the write lock does."""
-        async with self._writer_turn, self.engine.begin() as connection:
+        async with self._turn(), self.engine.begin() as connection:
             if self.dialect == "postgresql":
                 await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             await connection.run_sync(_upgrade_to_head)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self._writer_turn, self._sessions() as session, session.begin():
+        async with self._turn(), self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads: it waits for no writer's turn (on SQLite it takes
+        no write lock)."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{_READ_ONLY: True})
+            async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+                yield session
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """A writer's turn: none on Postgres; on SQLite, among this process's writers,
+        then among processes."""
+        async with self._writer_turn:
+            if self._writers_file is None:
+                yield
+                return
+            async with self._writers_file.held():
+                yield
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -260,3 +321,5 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writers_file is not None:
+            self._writers_file.close()

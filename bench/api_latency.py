@@ -2,11 +2,12 @@
 return to the first engagement it brings.
 
     .venv/bin/python -m bench.api_latency [--rates 20,50] [--seconds 20] [--customers 200]
-        [--database-url postgresql+asyncpg://…]
+        [--postgres]
 
 Starts a dev server (in memory, search attributes registered), then `equator api` and
 the worker (`python -m worker`), each in its own process as deployed, on one store
-(SQLite in a temp dir unless ``--database-url``); quiet hours are off so that
+(SQLite in a temp dir, or with ``--postgres`` a fresh database on the machine's
+PostgreSQL); quiet hours are off so that
 engagements go out whatever the hour. A warm-up sends a purchase to each of
 ``--customers`` customers and to one more customer per return to come. Then, for each
 rate, an open-loop load for ``--seconds``: each event is posted at its time, whatever
@@ -29,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +42,7 @@ from sqlalchemy.sql import Executable
 from sqlmodel import col, select
 
 from activities.store import Engagement, IngestReceipt, LedgerEvent
-from bench.processes import IngestApi, dev_server, running_api, running_worker
+from bench.processes import IngestApi, dev_server, fresh_database, running_api, running_worker
 from starter.client import event_body
 from workflows.ladders import RETURN
 
@@ -86,7 +88,7 @@ class Options:
     rates: list[int]
     seconds: int
     customers: int
-    database_url: str
+    postgres: bool
 
 
 @dataclass(frozen=True)
@@ -263,8 +265,12 @@ async def drive(api: IngestApi, database_url: str, options: Options) -> list[Row
 
 async def bench(options: Options) -> list[Row]:
     env = await dev_server()
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url = options.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+    async with AsyncExitStack() as stack:
+        if options.postgres:
+            database_url = await stack.enter_async_context(fresh_database())
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         settings = {"EQUATOR_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:6]}", **NO_QUIET_HOURS}
         address = env.client.service_client.config.target_host
         async with (
@@ -295,10 +301,10 @@ def main() -> None:
     parser.add_argument("--rates", default="20,50", help="events/s, one phase each")
     parser.add_argument("--seconds", type=int, default=20, help="of load per rate")
     parser.add_argument("--customers", type=int, default=200, help="receiving purchases")
-    parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    parser.add_argument("--postgres", action="store_true", help="default: SQLite in a temp dir")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
-    options = Options(rates, args.seconds, args.customers, args.database_url)
+    options = Options(rates, args.seconds, args.customers, args.postgres)
     print(table(asyncio.run(bench(options)), options))
 
 

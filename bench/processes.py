@@ -7,16 +7,20 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.credentials import hash_key, new_key
 from starter.devstack import installed_binary
 from workflows import search
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 async def dev_server() -> WorkflowEnvironment:
@@ -27,6 +31,19 @@ async def dev_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         search_attributes=search.KEYS,
     )
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    name = f"equator_bench_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @dataclass(frozen=True)

@@ -18,22 +18,20 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.api_latency import NO_QUIET_HOURS, ledger_count, purchase
-from bench.processes import dev_server, running_api, running_worker
+from bench.processes import dev_server, fresh_database, running_api, running_worker
 
 IN_FLIGHT = 64
 CUSTOMERS = 400
 APPLY_DEADLINE = 600.0
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True)
@@ -51,19 +49,6 @@ class Result:
     shape: Shape
     accepted: float
     applied: float
-
-
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
-    admin = await asyncpg.connect(ADMIN_DSN)
-    name = f"equator_bench_scale_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def post_all(urls: Sequence[tuple[str, str]], events: Sequence[dict[str, Any]]) -> float:

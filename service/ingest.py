@@ -183,7 +183,7 @@ class Ingest:
         return Delivered(duplicate=False)
 
     async def _receipts(self, keys: set[Key]) -> dict[Key, str]:
-        async with self._store.transaction() as session:
+        async with self._store.reading() as session:
             rows = await session.exec(
                 select(
                     IngestReceipt.customer_id, IngestReceipt.event_id, IngestReceipt.digest

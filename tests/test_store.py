@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
@@ -120,3 +122,51 @@ async def test_an_unknown_channel_is_refused_without_recording(store: Store) -> 
     with pytest.raises(UnknownChannel, match="email"):
         await activities.send_engagement(engagement_request())
     assert await count(store, Engagement) == 0
+
+
+async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
+    api, worker = Store(url), Store(url)  # as two processes on one file
+    await api.migrate()
+    try:
+        async with worker.transaction() as writing:
+            writing.add(Customer(customer_id="w1", first_seen_at=T0, updated_at=T0))
+            await writing.flush()
+            # The write lock is held; a read goes ahead and sees what was committed.
+            async with api.reading() as session:
+                found = await asyncio.wait_for(session.get(Customer, "w1"), timeout=5)
+            assert found is None
+    finally:
+        await api.close()
+        await worker.close()
+
+
+async def test_sqlite_writers_of_two_stores_take_turns_and_a_cancelled_one_lets_go(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
+    first, second = Store(url), Store(url)
+    await first.migrate()
+
+    async def write(store: Store, customer_id: str) -> None:
+        async with store.transaction() as session:
+            session.add(Customer(customer_id=customer_id, first_seen_at=T0, updated_at=T0))
+
+    try:
+        async with first.transaction() as session:
+            session.add(Customer(customer_id="t1", first_seen_at=T0, updated_at=T0))
+            waiting = asyncio.create_task(write(second, "never"))
+            gives_up = asyncio.create_task(asyncio.sleep(0.2))
+            done, _ = await asyncio.wait({waiting, gives_up}, return_when=asyncio.FIRST_COMPLETED)
+            assert done == {gives_up}  # the second store's writer waits its turn
+            waiting.cancel()
+        # The cancelled writer would have taken the lock file after the first let go;
+        # it must have let go too, or these would wait forever.
+        await asyncio.wait_for(write(second, "t2"), timeout=10)
+        await asyncio.wait_for(write(first, "t3"), timeout=10)
+        async with first.reading() as reading:
+            rows = await reading.exec(select(Customer.customer_id))
+            assert sorted(rows) == ["t1", "t2", "t3"]
+    finally:
+        await first.close()
+        await second.close()
