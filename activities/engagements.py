@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from temporalio import activity
 
@@ -85,16 +86,20 @@ class EngagementActivities:
     async def record_outcomes(self, request: RecordOutcomesRequest) -> None:
         """File what became of engagements. The first outcome recorded stands, so a
         retry or a replay changes nothing."""
+        if not request.outcomes:
+            return
+        # One statement for the lot; the unset outcome is what makes the first stand.
+        statement = (
+            update(Engagement)
+            .where(
+                col(Engagement.idempotency_key) == bindparam("key"),
+                col(Engagement.outcome).is_(None),
+            )
+            .values(outcome=bindparam("outcome"), outcome_at=bindparam("at"))
+        )
+        rows = [
+            {"key": o.idempotency_key, "outcome": o.outcome, "at": o.at} for o in request.outcomes
+        ]
         async with self._store.transaction() as session:
-            for outcome in request.outcomes:
-                found = await session.exec(
-                    select(Engagement).where(
-                        Engagement.idempotency_key == outcome.idempotency_key,
-                        col(Engagement.outcome).is_(None),
-                    )
-                )
-                engagement = found.first()
-                if engagement is not None:
-                    engagement.outcome = outcome.outcome
-                    engagement.outcome_at = outcome.at
-                    session.add(engagement)
+            connection = await session.connection()
+            await connection.execute(statement, rows)

@@ -18,7 +18,9 @@ engagement, the latencies are read from the times the system keeps: the receipt
 (``ingest_receipt.received_at``, written once Temporal has the event) to the ledger
 (``event_ledger.recorded_at``, the journey's ``record_events``), and a return's receipt
 to its first engagement (``engagement.sent_at``); plus the 202's round trip as the
-client saw it. Prints a markdown table of p50, p95 and p99 in ms.
+client saw it. Prints a markdown table of p50, p95 and p99 in ms, then one of the CPU
+each process spent per event over each phase (Linux ``/proc``) and how busy the
+machine's cores were: where the time goes when the journeys fall behind.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,7 +44,16 @@ from sqlalchemy.sql import Executable
 from sqlmodel import col, select
 
 from activities.store import Engagement, IngestReceipt, LedgerEvent
-from bench.processes import IngestApi, dev_server, fresh_database, running_api, running_worker
+from bench.processes import (
+    IngestApi,
+    children_cpu_seconds,
+    cpu_seconds,
+    dev_server,
+    fresh_database,
+    machine_busy_seconds,
+    running_api,
+    running_worker,
+)
 from starter.client import event_body
 from workflows.ladders import RETURN
 
@@ -95,6 +106,41 @@ class Options:
 class Row:
     label: str
     samples: list[float]
+
+
+@dataclass(frozen=True)
+class Processes:
+    worker: int
+    api: int
+
+
+@dataclass(frozen=True)
+class CpuRow:
+    """Over a phase, from its first event until every one is applied: CPU ms per event
+    by process, and how busy the machine's cores were."""
+
+    label: str
+    worker: float
+    api: float
+    server: float
+    busy: float
+
+    @classmethod
+    async def measured(
+        cls, label: str, events: int, processes: Processes, phase: Awaitable[list[Row]]
+    ) -> tuple[CpuRow, list[Row]]:
+        def now() -> tuple[float, float, float, float, float]:
+            worker, api = cpu_seconds(processes.worker), cpu_seconds(processes.api)
+            busy, total = machine_busy_seconds()
+            return worker, api, children_cpu_seconds() - worker - api, busy, total
+
+        before = now()
+        rows = await phase
+        worker, api, server, busy, total = (b - a for a, b in zip(before, now(), strict=True))
+        per_event = 1000 / events
+        return cls(
+            label, worker * per_event, api * per_event, server * per_event, busy / total
+        ), rows
 
 
 def purchase(customer: str, event_id: str) -> dict[str, Any]:
@@ -210,6 +256,7 @@ async def phase_times(
 
 
 async def run_phase(engine: AsyncEngine, post: Post, phase: Phase) -> list[Row]:
+    """The phase's load, then its latencies once every event is in."""
     achieved, sent = await paced(phase.rate, phase.events, post)
     await until_caught_up(engine, phase)
     receipted, recorded, engaged = await phase_times(engine, phase)
@@ -235,7 +282,9 @@ def poster(http: httpx.AsyncClient) -> Post:
     return post
 
 
-async def drive(api: IngestApi, database_url: str, options: Options) -> list[Row]:
+async def drive(
+    api: IngestApi, worker: int, database_url: str, options: Options
+) -> tuple[list[Row], list[CpuRow]]:
     # Names of this run's own, so that a store used before (Postgres) takes them as new.
     run = uuid.uuid4().hex[:6]
     customers = [f"{run}-buyer-{n:04d}" for n in range(options.customers)]
@@ -251,6 +300,8 @@ async def drive(api: IngestApi, database_url: str, options: Options) -> list[Row
     # Enough connections that requests wait on the API, never on the client's pool.
     limits = httpx.Limits(max_connections=OPEN_CONNECTIONS)
     rows: list[Row] = []
+    cpu: list[CpuRow] = []
+    processes = Processes(worker, api.pid)
     async with httpx.AsyncClient(base_url=api.url, headers=headers, limits=limits) as http:
         post = poster(http)
         warm_up_events = [purchase(c, f"{run}-warm-{c}") for c in customers + returners]
@@ -258,12 +309,17 @@ async def drive(api: IngestApi, database_url: str, options: Options) -> list[Row
         await warm_up(post, warm.events)
         await until_caught_up(engine, warm)
         for phase in phases:
-            rows += await run_phase(engine, post, phase)
+            label = f"{phase.rate}/s"
+            used, latencies = await CpuRow.measured(
+                label, len(phase.events), processes, run_phase(engine, post, phase)
+            )
+            rows += latencies
+            cpu.append(used)
     await engine.dispose()
-    return rows
+    return rows, cpu
 
 
-async def bench(options: Options) -> list[Row]:
+async def bench(options: Options) -> tuple[list[Row], list[CpuRow]]:
     env = await dev_server()
     async with AsyncExitStack() as stack:
         if options.postgres:
@@ -275,15 +331,28 @@ async def bench(options: Options) -> list[Row]:
         address = env.client.service_client.config.target_host
         async with (
             env,
-            running_worker(address, database_url, settings),
+            running_worker(address, database_url, settings) as worker,
             running_api(address, database_url, settings) as api,
         ):
-            return await drive(api, database_url, options)
+            return await drive(api, worker, database_url, options)
 
 
 def milliseconds(samples: Sequence[float]) -> str:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return " | ".join(f"{cuts[p - 1] * 1000:,.0f}" for p in (50, 95, 99))
+
+
+def cpu_table(rows: Sequence[CpuRow]) -> str:
+    lines = [
+        "| paced load | worker CPU ms/event | API CPU ms/event | dev server CPU ms/event "
+        "| machine busy |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r.label} | {r.worker:.1f} | {r.api:.1f} | {r.server:.1f} | {r.busy:.0%} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def table(rows: Sequence[Row], options: Options) -> str:
@@ -305,7 +374,10 @@ def main() -> None:
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     options = Options(rates, args.seconds, args.customers, args.postgres)
-    print(table(asyncio.run(bench(options)), options))
+    latencies, cpu = asyncio.run(bench(options))
+    print(table(latencies, options))
+    print()
+    print(cpu_table(cpu))
 
 
 if __name__ == "__main__":

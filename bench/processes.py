@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -31,6 +32,30 @@ async def dev_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         search_attributes=search.KEYS,
     )
+
+
+def cpu_seconds(pid: str | int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's children so far (the dev server, and any process
+    started here)."""
+    tasks = Path("/proc/self/task").iterdir()
+    return sum(
+        cpu_seconds(pid) for task in tasks for pid in (task / "children").read_text().split()
+    )
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds the machine spent busy, and in all, over all its cores so far."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager
@@ -94,16 +119,16 @@ async def running_api(
 @asynccontextmanager
 async def running_worker(
     temporal_address: str, database_url: str, settings: Mapping[str, str] | None = None
-) -> AsyncIterator[None]:
+) -> AsyncIterator[int]:
     """Start `python -m worker` on the given Temporal and store (it polls once it has
-    migrated the store; work sent before then waits in its task queue)."""
+    migrated the store; work sent before then waits in its task queue). Yields its pid."""
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker",
         env=environment(temporal_address, database_url, settings),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        yield
+        yield worker.pid
     finally:
         worker.terminate()
         await worker.wait()

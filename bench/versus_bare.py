@@ -32,7 +32,6 @@ import asyncio
 import gc
 import importlib
 import logging
-import os
 import statistics
 import tempfile
 import time
@@ -42,12 +41,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio import workflow
 
-from bench.processes import dev_server
+from bench.processes import children_cpu_seconds, cpu_seconds, dev_server
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.api.enums.v1 import EventType
@@ -247,24 +245,9 @@ async def deliver(
     return len(events) / accepted, len(events) / applied
 
 
-def cpu_seconds(pid: str) -> float:
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds() -> float:
-    """CPU time of this process's children: the dev server."""
-    tasks = Path("/proc/self/task").iterdir()
-    return sum(
-        cpu_seconds(pid) for task in tasks for pid in (task / "children").read_text().split()
-    )
-
-
 async def throughput(side: Side, customers: Sequence[str], events: int, figures: Figures) -> None:
     """Both cases, new then existing workflows, and the CPU both took per applied event."""
-    here, server = cpu_seconds("self"), server_cpu_seconds()
+    here, server = cpu_seconds("self"), children_cpu_seconds()
     accepted, applied = await deliver(side, customers, 0, events)
     figures.add(ACCEPTED_NEW, accepted)
     figures.add(APPLIED_NEW, applied)
@@ -273,7 +256,7 @@ async def throughput(side: Side, customers: Sequence[str], events: int, figures:
     figures.add(APPLIED_EXISTING, applied)
     per_event = 1000 / (2 * events * len(customers))
     figures.add(CPU_HERE, (cpu_seconds("self") - here) * per_event)
-    figures.add(CPU_SERVER, (server_cpu_seconds() - server) * per_event)
+    figures.add(CPU_SERVER, (children_cpu_seconds() - server) * per_event)
 
 
 def rss_kib() -> int:

@@ -15,7 +15,7 @@ from activities.engagements import EngagementActivities
 from activities.ledger import LedgerActivities
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
 from tests.journeys import engagement_request, event
-from workflows.contracts import RecordEventsRequest
+from workflows.contracts import Outcome, RecordEventsRequest, RecordOutcomesRequest
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -115,6 +115,30 @@ async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> 
         sent = (await session.exec(select(Engagement))).one()
     assert sent.cost == Decimal("0.05")
     assert sent.sent_at.tzinfo is not None
+
+
+async def test_the_first_outcome_filed_stands(store: Store) -> None:
+    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    await activities.send_engagement(engagement_request("k/1"))
+    await activities.send_engagement(engagement_request("k/2"))
+    first = [
+        Outcome(idempotency_key="k/1", outcome="responded", at=T0),
+        Outcome(idempotency_key="k/unknown", outcome="responded", at=T0),  # ignored
+    ]
+    await activities.record_outcomes(RecordOutcomesRequest(outcomes=first))
+    later = T0 + timedelta(days=3)
+    again = [
+        Outcome(idempotency_key="k/1", outcome="no_response", at=later),  # too late
+        Outcome(idempotency_key="k/2", outcome="converted", at=later),
+    ]
+    await activities.record_outcomes(RecordOutcomesRequest(outcomes=again))
+    async with store.transaction() as session:
+        rows = await session.exec(
+            select(Engagement.idempotency_key, Engagement.outcome, Engagement.outcome_at)
+        )
+        filed = sorted(rows)
+    assert filed == [("k/1", "responded", T0), ("k/2", "converted", later)]
+    assert await count(store, Engagement) == 2
 
 
 async def test_an_unknown_channel_is_refused_without_recording(store: Store) -> None:

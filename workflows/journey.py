@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -339,12 +339,7 @@ class CustomerJourney:
         )
         summary = f"record {len(events)} event(s) in the ledger"
         try:
-            # A local activity since 0.2: the write runs inside the workflow task that
-            # took the events in, so a batch costs one workflow task and a marker instead
-            # of two tasks and an activity's three history events.
-            local = self._patched(Patch.RELEASE_0_2)
-            execute = workflow.execute_local_activity if local else workflow.execute_activity
-            result = await execute(
+            result = await self._write_activity()(
                 RECORD_EVENTS,
                 request,
                 result_type=RecordEventsResult,
@@ -466,12 +461,7 @@ class CustomerJourney:
         )
         self._sending = True
         try:
-            # A local activity since 0.2, as the ledger write: the send is a short write
-            # to the store (the channel's outbox), and goes out in the workflow task that
-            # decided it, not one task and an activity task later.
-            local = self._patched(Patch.RELEASE_0_2)
-            execute = workflow.execute_local_activity if local else workflow.execute_activity
-            await execute(
+            await self._write_activity()(
                 SEND_ENGAGEMENT,
                 request,
                 result_type=EngagementResult,
@@ -503,13 +493,22 @@ class CustomerJourney:
 
     async def _file(self, activity: str, request: BaseModel, summary: str) -> None:
         """A write to the single customer view, retried until the store takes it."""
-        await workflow.execute_activity(
+        await self._write_activity()(
             activity,
             request,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LEDGER_RETRY,
             summary=summary,
         )
+
+    def _write_activity(self) -> Callable[..., Awaitable[Any]]:
+        """How the journey runs its writes to the store (the ledger, a send through the
+        outbox, a filing): since 0.2 as local activities, inside the workflow task that
+        asks. Each is a short write; locally it costs a marker, where an activity costs a
+        task through the server, three history events and another workflow task."""
+        if self._patched(Patch.RELEASE_0_2):
+            return workflow.execute_local_activity
+        return workflow.execute_activity
 
     def _key(self, engagement: str) -> str:
         """An engagement's idempotency key: journey, first run, then its own name."""
