@@ -46,6 +46,12 @@ class CampaignSettings(BaseModel):
     fan_out: FanOutPace = FanOutPace()
 
 
+class WorkerSettings(BaseModel):
+    # Journeys a worker keeps in memory (about 80-100 KiB each, docs/PERFORMANCE.md);
+    # one not cached replays its run's history when it next has work.
+    max_cached_journeys: int = Field(default=1_000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EQUATOR_", env_nested_delimiter="__", extra="ignore"
@@ -66,6 +72,8 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     # The campaign calendar and its fan-outs.
     campaigns: CampaignSettings = CampaignSettings()
+    # EQUATOR_WORKER__MAX_CACHED_JOURNEYS.
+    worker: WorkerSettings = WorkerSettings()
     # What the CLI and the demo call: the ingest API, with this key (default: the local
     # key `equator run` keeps in data/api-key).
     api_url: str = "http://127.0.0.1:8000"

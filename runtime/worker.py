@@ -47,6 +47,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         client,
         task_queue=settings.task_queue,
         workflow_runner=WORKFLOW_RUNNER,
+        max_cached_workflows=settings.worker.max_cached_journeys,
         # Stopping lets activities in flight finish (they are short writes); a long
         # one (a fan-out's page) stops at once by itself and resumes elsewhere.
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
