@@ -119,6 +119,10 @@ class CampaignActivities:
             groups = (await connection.execute(query)).all()
         results = CampaignResults()
         for decided, why, contacts, converted in groups:
+            if decided == ContactOutcome.HELD_BACK:
+                results.held_back += contacts
+                results.held_back_converted += converted
+                continue
             results.converted += converted
             if decided == ContactOutcome.SENT:
                 results.sent += contacts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import structlog
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
@@ -29,7 +31,8 @@ class EngagementActivities:
     @activity.defn(name=SEND_ENGAGEMENT)
     async def send_engagement(self, request: EngagementRequest) -> EngagementResult:
         """The idempotency key names the journey, the ladder run and the step: a retried
-        or replayed activity finds the engagement already sent and sends nothing."""
+        or replayed activity finds the engagement already sent and sends nothing. A ghost
+        (``held_back``) is recorded at no cost and goes nowhere: no delivery, no offer."""
         channel = self._channels.route(request.channel)
         async with self._store.transaction() as session:
             found = await session.exec(
@@ -42,11 +45,13 @@ class EngagementActivities:
                     engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False
                 )
             engagement = Engagement(
-                **request.model_dump(exclude={"offer_category"}), sent_at=utcnow()
+                **request.model_dump(exclude={"offer_category", "cost"}),
+                cost=Decimal(0) if request.held_back else request.cost,
+                sent_at=utcnow(),
             )
             session.add(engagement)
             offer = CATALOGUE.get(request.offer_id) if request.offer_id else None
-            if offer is not None:
+            if offer is not None and not request.held_back:
                 session.add(
                     WalletEntry(
                         customer_id=request.customer_id,
@@ -59,24 +64,25 @@ class EngagementActivities:
                     )
                 )
             await session.flush()
-            await channel.deliver(
-                OutboundMessage(
-                    idempotency_key=request.idempotency_key,
-                    customer_id=request.customer_id,
-                    channel=request.channel,
-                    content_key=f"{request.cause}/{request.step_name}",
-                    offer_id=request.offer_id,
-                ),
-                session,
-            )
+            if not request.held_back:
+                await channel.deliver(
+                    OutboundMessage(
+                        idempotency_key=request.idempotency_key,
+                        customer_id=request.customer_id,
+                        channel=request.channel,
+                        content_key=f"{request.cause}/{request.step_name}",
+                        offer_id=request.offer_id,
+                    ),
+                    session,
+                )
         assert engagement.id is not None
         log.info(
-            "engagement.sent",
+            "engagement.held_back" if request.held_back else "engagement.sent",
             customer_id=request.customer_id,
             ladder_run_id=request.ladder_run_id,
             step=request.step,
             channel=request.channel,
-            cost=str(request.cost),
+            cost=str(engagement.cost),
         )
         return EngagementResult(
             engagement_id=engagement.id, sent_at=engagement.sent_at, newly_sent=True

@@ -20,6 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, BigInteger, Column, DateTime, event
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -143,6 +144,8 @@ class Engagement(SQLModel, table=True):
     # Whether it led to a response within its window: responded, no_response, converted.
     outcome: str | None = Field(default=None, max_length=16)
     outcome_at: datetime | None = _time(default=None)
+    # A ghost: the customer was in the programme's control group, nothing was delivered.
+    held_back: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class WalletEntry(SQLModel, table=True):

@@ -47,7 +47,8 @@ DAY = timedelta(days=1)
 @dataclass(frozen=True)
 class Sent:
     """An engagement as the store recorded it; ``day`` is when the journey sent it, in
-    days since the scenario began (None once it has left the bounded timeline)."""
+    days since the scenario began (None once it has left the bounded timeline).
+    ``held_back``: a ghost for a customer in the programme's control group."""
 
     day: float | None
     cause: str
@@ -57,6 +58,7 @@ class Sent:
     offer_id: str | None
     outcome: str | None
     key: str
+    held_back: bool = False
 
 
 class Scenario:
@@ -147,11 +149,12 @@ class Scenario:
         ]
 
     async def sent(self, customer_id: str) -> list[Sent]:
-        """What went out to the customer, in the order the journey sent it."""
+        """What went out to the customer (ghosts included), in the order the journey
+        sent it."""
         when = {
             entry.engagement: (entry.at - self.start) / DAY
-            for entry in await self.timeline(customer_id, kind="engagement_sent")
-            if entry.engagement
+            for entry in await self.timeline(customer_id)
+            if entry.engagement and entry.kind in ("engagement_sent", "engagement_held_back")
         }
         found = []
         for row in await engagements(self.settings.database_url, customer_id):
@@ -167,6 +170,7 @@ class Scenario:
                     offer_id=row.offer_id,
                     outcome=row.outcome,
                     key=key,
+                    held_back=row.held_back,
                 )
             )
         return found

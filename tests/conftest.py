@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
 from testkit import Scenario, scenario, time_skipping_server
-from tests.journeys import NEVER_QUIET
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from tests.servers import dev_server
 from workflows.config import JourneyConfig
 
@@ -35,7 +35,7 @@ async def dev_world(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterat
     """A worker on its own task queue against the module's dev server, on SQLite. The
     dev server keeps the wall clock: no quiet hours, or what a test sees would depend on
     the hour it runs at."""
-    config = JourneyConfig(contact=NEVER_QUIET)
+    config = JourneyConfig(holdouts=NO_HOLDOUTS, contact=NEVER_QUIET)
     async with scenario(config, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", dev_env) as world:
         yield world
 

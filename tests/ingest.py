@@ -19,6 +19,7 @@ from runtime.credentials import Source, hash_key, sign
 from runtime.settings import IngestSettings, Settings
 from service.serving import running_api
 from starter.client import event_body
+from tests.journeys import NO_HOLDOUTS
 from workflows.config import JourneyConfig
 
 WEBHOOK_SECRET = "whsec-test"
@@ -74,7 +75,7 @@ def settings_for(temporal_address: str, database_url: str, key: str, **ingest: A
         temporal_address=temporal_address,
         task_queue=f"api-{uuid.uuid4().hex[:8]}",
         database_url=database_url,
-        journey=JourneyConfig(),
+        journey=JourneyConfig(holdouts=NO_HOLDOUTS),
         ingest=IngestSettings(port=0, sources=(source, Source(name="mailer")), **ingest),
     )
 

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.contact import ContactPolicy
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
+from workflows.holdout import HoldoutRules
 from workflows.programmes.above_the_line import OffersState
 from workflows.programmes.remediation import LadderRun, RemediationState
 from workflows.registry import ABOVE_THE_LINE, REMEDIATION
@@ -20,6 +21,9 @@ from workflows.state import JourneyView
 
 # Scenarios must not depend on the hour they run at: no quiet hours.
 NEVER_QUIET = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
+# No control groups: tests that are not about holdouts see every engagement sent, whatever
+# customer id they pick and whatever quarter the clock is in (tests/test_holdouts.py).
+NO_HOLDOUTS = HoldoutRules(shares={})
 # The programmes of 0.1: scenarios about them run without the later ones, whose messages
 # would share the frequency cap with theirs.
 PROGRAMMES_0_1 = frozenset({"remediation", "vip_thanks", "above_the_line", "campaigns"})

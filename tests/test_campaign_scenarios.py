@@ -12,11 +12,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.store import CampaignContactRecord, Store
 from testkit import engagements, scenario
-from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, days, event, now, remediation, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    NO_HOLDOUTS,
+    PROGRAMMES_0_1,
+    days,
+    event,
+    now,
+    remediation,
+    sleep_until,
+)
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 
-CONFIG = JourneyConfig(contact=NEVER_QUIET, enabled=PROGRAMMES_0_1)
+CONFIG = JourneyConfig(holdouts=NO_HOLDOUTS, contact=NEVER_QUIET, enabled=PROGRAMMES_0_1)
 
 
 def sale(start: datetime, **fields: Any) -> Campaign:

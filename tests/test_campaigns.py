@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from testkit.moments import EVERY, begun, ev
-from tests.journeys import NEVER_QUIET
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from workflows import contact, engine
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
@@ -21,7 +21,7 @@ from workflows.registry import CAMPAIGNS, REMEDIATION
 from workflows.state import JourneyState
 
 NOW = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
-CONFIG = JourneyConfig(contact=NEVER_QUIET)
+CONFIG = JourneyConfig(holdouts=NO_HOLDOUTS, contact=NEVER_QUIET)
 SALE = Campaign(
     name="spring-sale",
     title="Spring Sale",

@@ -8,13 +8,23 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from testkit import engagements, scenario
-from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, days, event, now, remediation, sleep_until
+from tests.journeys import (
+    NEVER_QUIET,
+    NO_HOLDOUTS,
+    PROGRAMMES_0_1,
+    days,
+    event,
+    now,
+    remediation,
+    sleep_until,
+)
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
 
 
 def config(contact: ContactPolicy = NEVER_QUIET, response_window: float = 5) -> JourneyConfig:
     return JourneyConfig(
+        holdouts=NO_HOLDOUTS,
         enabled=PROGRAMMES_0_1,
         silence_min=days(10),
         silence_default=days(30),

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from testkit import scenario
-from tests.journeys import event
+from tests.journeys import NO_HOLDOUTS, event
 from tests.servers import dev_server, eventually
 from workflows.config import JourneyConfig
 
@@ -30,7 +30,7 @@ async def test_state_and_every_signal_survive_continue_as_new(
     env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
-    async with scenario(JourneyConfig(), db_url, env) as world:
+    async with scenario(JourneyConfig(holdouts=NO_HOLDOUTS), db_url, env) as world:
         at = await env.get_current_time()
         first = event("loyal", "purchase", at, "p-0", amount=1)
         handle = await world.send(first)

@@ -9,13 +9,14 @@ import pytest
 
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows.config import JourneyConfig
 from workflows.programme import Journey
 from workflows.programmes.cross_sell import CrossSell
 
 # Alone (remediation always runs), so that no other programme's messages share the cap.
 CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     enabled=frozenset({"cross_sell"}),
     contact=NEVER_QUIET,
     silence_default=days(60),
@@ -83,7 +84,7 @@ async def test_a_suggestion_due_during_a_complaint_is_dropped(kit: Scenario) -> 
 
 def test_the_rules_come_from_the_configuration() -> None:
     rules = {"delay": "P3D", "complements": {"trousers": "belts"}}
-    config = JourneyConfig(programmes={"cross_sell": rules})
+    config = JourneyConfig(holdouts=NO_HOLDOUTS, programmes={"cross_sell": rules})
     state = begun(config=config)
     apply(state, ev("purchase", T0, "t1", amount=60, category="trousers"), config=config)
     programme = CrossSell()

@@ -12,7 +12,7 @@ from activities.ledger import LedgerActivities
 from activities.store import Customer, LedgerEvent, Store
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows.config import JourneyConfig
 from workflows.contracts import RecordEventsRequest
 from workflows.events import EmailProperties, parse_event
@@ -26,7 +26,9 @@ from workflows.programmes.email_engagement import (
 )
 from workflows.state import JourneyState, LinePosition
 
-CONFIG = JourneyConfig(contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90))
+CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS, contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90)
+)
 EMAIL = EmailEngagement()
 
 

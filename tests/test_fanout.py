@@ -20,7 +20,7 @@ from activities.store import CampaignContactRecord, Customer, Engagement, Store
 from runtime.settings import Settings
 from runtime.temporal import journey_view
 from runtime.worker import running_worker
-from tests.journeys import NEVER_QUIET
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from tests.servers import eventually
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
@@ -56,7 +56,7 @@ async def test_a_fan_out_reaches_each_customer_once_through_a_worker_restart(
     settings = Settings(
         task_queue=f"fanout-{uuid.uuid4().hex[:8]}",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}",
-        journey=JourneyConfig(contact=NEVER_QUIET),
+        journey=JourneyConfig(holdouts=NO_HOLDOUTS, contact=NEVER_QUIET),
     )
     store = Store(settings.database_url)
     await store.migrate()

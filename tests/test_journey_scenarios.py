@@ -16,6 +16,7 @@ from runtime.temporal import request_erasure
 from testkit import Scenario, engagements, scenario
 from tests.journeys import (
     NEVER_QUIET,
+    NO_HOLDOUTS,
     PROGRAMMES_0_1,
     climbing,
     days,
@@ -33,6 +34,7 @@ from workflows.state import JourneyView, LinePosition
 # No quiet hours: these scenarios must not depend on the hour they run at (the contact
 # policy has its own, in test_contact_scenarios.py).
 CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     enabled=PROGRAMMES_0_1,
     silence_min=days(10),
     silence_default=days(30),

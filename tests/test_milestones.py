@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
 from workflows.programmes.milestones import Milestones
 
 # A cap high enough that only milestones are in question.
 CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     contact=NEVER_QUIET.model_copy(update={"marketing_cap": 20}),
     silence_default=days(60),
     silence_max=days(90),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from testkit import Scenario
-from tests.journeys import NEVER_QUIET
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from workflows.config import JourneyConfig
 from workflows.registry import REMEDIATION
 
 # SMS by consent (granted below); a cap that the other programmes' messages leave room in.
-CONFIG = JourneyConfig(contact=NEVER_QUIET.model_copy(update={"marketing_cap": 10}))
+CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS, contact=NEVER_QUIET.model_copy(update={"marketing_cap": 10})
+)
 
 
 async def test_a_declined_payment_climbs_until_the_customer_pays(kit: Scenario) -> None:

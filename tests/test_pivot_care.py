@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows import engine
 from workflows.calendar import Campaign
 from workflows.cohorts import Cohort
@@ -31,6 +31,7 @@ from workflows.state import JourneyState
 
 # Pivot care with what it works beside; the other programmes' messages would share the cap.
 CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     enabled=frozenset({"pivot_care", "vip_thanks", "campaigns"}),
     contact=NEVER_QUIET,
     silence_min=days(10),
@@ -132,7 +133,7 @@ def customer(*amounts: float, gap: timedelta = timedelta(days=7)) -> tuple[Journ
     for n, amount in enumerate(amounts):
         at = T0 + n * gap
         apply(state, ev("purchase", at, f"p{n}", amount=amount), at)
-    return state, Journey(state, JourneyConfig(), at)
+    return state, Journey(state, JourneyConfig(holdouts=NO_HOLDOUTS), at)
 
 
 def pivot_care(state: JourneyState) -> PivotCareState:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from testkit.moments import CONFIG, T0, apply, begun, ev
+from tests.journeys import NO_HOLDOUTS
 from workflows.config import JourneyConfig
 from workflows.events import EVENT_TABLE, EventType, Response, polarity
 from workflows.ladders import SILENCE, Ladder, LadderStep
@@ -176,7 +177,7 @@ def test_a_held_step_is_not_wanted_until_its_hold_ends() -> None:
 
 
 def test_bounded_memory_of_event_ids_and_timeline() -> None:
-    config = JourneyConfig(dedupe_window=10, timeline_length=5)
+    config = JourneyConfig(holdouts=NO_HOLDOUTS, dedupe_window=10, timeline_length=5)
     state = begun(config=config)
     for n in range(30):
         apply(state, ev("app_browse", event_id=str(n)), config=config)
@@ -186,4 +187,6 @@ def test_bounded_memory_of_event_ids_and_timeline() -> None:
 
 def test_config_refuses_disordered_silence_bounds() -> None:
     with pytest.raises(ValidationError, match="silence_min"):
-        JourneyConfig(silence_min=timedelta(days=40), silence_default=timedelta(days=30))
+        JourneyConfig(
+            holdouts=NO_HOLDOUTS, silence_min=timedelta(days=40), silence_default=timedelta(days=30)
+        )

@@ -29,7 +29,7 @@ from runtime.telemetry import TelemetrySettings
 from runtime.temporal import connect, journey_view, send_event
 from runtime.worker import running_worker
 from tests.ingest import ingest_api, raw_event, settings_for
-from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, event, remediation
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, PROGRAMMES_0_1, event, remediation
 from tests.servers import eventually, free_port
 from workflows.config import JourneyConfig
 from workflows.journey import journey_id
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.devserver
 
 # Silence of two seconds is a flatline; no quiet hours whatever the hour.
 QUICK = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     enabled=PROGRAMMES_0_1,
     silence_min=timedelta(seconds=1),
     silence_default=timedelta(seconds=2),

@@ -7,11 +7,13 @@ from pydantic import ValidationError
 
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows.config import JourneyConfig
 from workflows.programmes.welcome import Welcome, WelcomeRules
 
-CONFIG = JourneyConfig(contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90))
+CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS, contact=NEVER_QUIET, silence_default=days(60), silence_max=days(90)
+)
 
 
 async def welcome(kit: Scenario, customer: str) -> list[tuple[float | None, str, str | None]]:

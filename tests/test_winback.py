@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from testkit import Scenario, apply, begun, ev
 from testkit.moments import T0
-from tests.journeys import NEVER_QUIET, days
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days
 from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
 from workflows.programme import Journey
@@ -20,6 +20,7 @@ from workflows.state import JourneyState
 # Alone (remediation always runs), lapsed after two months; the silence ladder would
 # flatline only months later.
 CONFIG = JourneyConfig(
+    holdouts=NO_HOLDOUTS,
     enabled=frozenset({"winback"}),
     contact=NEVER_QUIET,
     cohorts=CohortRules(lapsed_after=days(60)),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
+from workflows.holdout import HoldoutRules
 from workflows.offers import AboveTheLine
 
 
@@ -56,10 +57,13 @@ class JourneyConfig(BaseModel):
     # Each programme's own rules, by programme name, over the defaults its module gives
     # (``EQUATOR_JOURNEY__PROGRAMMES__WELCOME__ACTIVATION_AFTER=P10D``).
     programmes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The share of customers each programme holds back as a control group
+    # (workflows/holdout.py).
+    holdouts: HoldoutRules = HoldoutRules()
 
     @model_validator(mode="after")
     def _programmes_known(self) -> JourneyConfig:
-        named = {*(self.enabled or ()), *self.programmes}
+        named = {*(self.enabled or ()), *self.programmes, *self.holdouts.shares}
         if not named:
             return self
         # Imported here: the registry imports the programmes, which import this module.

@@ -54,6 +54,9 @@ class EngagementRequest(BaseModel):
     offer_id: str | None = None
     # The category the offer targets, when it targets one (double points on shoes).
     offer_category: str | None = None
+    # A ghost for a customer in the control group: recorded, at no cost, not delivered,
+    # no offer in the wallet.
+    held_back: bool = False
 
 
 class EngagementResult(BaseModel):
@@ -98,6 +101,8 @@ class ContactOutcome(StrEnum):
     SUPPRESSED = "suppressed"
     # The channel failed for good: nothing reached the customer.
     FAILED = "failed"
+    # The customer was in the campaign's control group: a ghost, nothing delivered.
+    HELD_BACK = "held_back"
     # A purchase while the campaign ran, after it reached the customer.
     CONVERTED = "converted"
 
@@ -151,8 +156,12 @@ class CampaignResults(BaseModel):
     sent: int = 0
     suppressed: dict[str, int] = Field(default_factory=dict)
     failed: int = 0
+    # Conversions after a contact, the control group's apart: what the campaign adds is
+    # the difference between the two rates.
     converted: int = 0
+    held_back: int = 0
+    held_back_converted: int = 0
 
     @property
     def decided(self) -> int:
-        return self.sent + sum(self.suppressed.values()) + self.failed
+        return self.sent + sum(self.suppressed.values()) + self.failed + self.held_back

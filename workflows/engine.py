@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workflows import contact
+from workflows import contact, holdout
 from workflows.cohorts import cohort_of, lapses_at
 from workflows.events import CustomerEvent, EventType
 from workflows.patches import Patch
@@ -176,6 +176,29 @@ def decide(journey: Journey, programmes: Programmes, engagement: Engagement) -> 
             if isinstance(decision, contact.Defer) and expires and decision.until >= expires:
                 return contact.Skip(decision.reason)
             return decision
+
+
+def draw_holdouts(journey: Journey, programmes: Programmes) -> None:
+    """Record the enabled programmes whose control group the customer is in now."""
+    rules = journey.config.holdouts
+    journey.state.held_back_from = [
+        p.name
+        for p in programmes.enabled
+        if holdout.held_back_from(journey.state.customer_id, p.name, journey.now, rules)
+    ]
+
+
+def holds_back(journey: Journey, programme: str, engagement: Engagement) -> bool:
+    """Whether ``engagement`` goes out as a ghost: the customer is in the programme's
+    control group (as drawn this pass), and it is marketing, or the rules hold back
+    service too."""
+    rules, policy = journey.config.holdouts, journey.config.contact
+    service = (
+        engagement.contact is not Contact.POLICY or engagement.channel in policy.internal_channels
+    )
+    if service and not rules.service:
+        return False
+    return programme in journey.state.held_back_from
 
 
 def note_engagement(

@@ -172,4 +172,9 @@ def details(campaign: Campaign, progress: FanOutProgress) -> str:
             f"converted {results.converted}"
         )
         lines += [f"- suppressed ({why}): {n}" for why, n in sorted(results.suppressed.items())]
+        if results.held_back:
+            lines.append(
+                f"- held back (control group) {results.held_back}, "
+                f"of whom converted {results.held_back_converted}"
+            )
     return "\n".join(lines)

@@ -376,6 +376,8 @@ class CustomerJourney:
         engine.update_cohort(journey, self._programmes)
         self._told(journey)
         engine.forget_expired_holds(journey)
+        if journey.patched(Patch.RELEASE_0_2):
+            engine.draw_holdouts(journey, self._programmes)
         if self._state.outcomes_due:
             await self._file_outcomes()
         for programme in self._programmes.by_turn:
@@ -428,7 +430,14 @@ class CustomerJourney:
                 return
             case contact.Send(channel=channel):
                 self._state.held.pop(engagement.key, None)
-                engagement = engagement.model_copy(update={"channel": channel})
+                # A customer in the programme's control group gets a ghost: the same
+                # decision, recorded, not delivered (journeys of 0.2).
+                held_back = self._patched(Patch.RELEASE_0_2) and engine.holds_back(
+                    journey, programme.name, engagement
+                )
+                engagement = engagement.model_copy(
+                    update={"channel": channel, "held_back": held_back}
+                )
         failure = await self._send(engagement)
         journey = self._journey()
         state = programme.state_in(self._state)
@@ -436,6 +445,12 @@ class CustomerJourney:
             failed = f"{engagement.summary} failed: {failure}"
             engine.note_engagement(journey, programme.name, engagement, "engagement_failed", failed)
             after = programme.failed(journey, state, engagement, failure) if state else None
+        elif engagement.held_back:
+            ghost = f"{engagement.summary} held back: {programme.name} control group"
+            engine.note_engagement(
+                journey, programme.name, engagement, "engagement_held_back", ghost
+            )
+            after = programme.sent(journey, state, engagement) if state else None
         else:
             engine.touched(journey, engagement)
             engine.note_engagement(
@@ -458,6 +473,7 @@ class CustomerJourney:
             cost=engagement.cost,
             offer_id=engagement.offer_id,
             offer_category=engagement.offer_category,
+            held_back=engagement.held_back,
         )
         self._sending = True
         try:
@@ -475,7 +491,10 @@ class CustomerJourney:
             return failure
         finally:
             self._sending = False
-        self._telemetry.engagement_sent(engagement)
+        if engagement.held_back:
+            self._telemetry.engagement_held_back(engagement)
+        else:
+            self._telemetry.engagement_sent(engagement)
         return None
 
     async def _file_outcomes(self) -> None:

@@ -76,6 +76,9 @@ class Engagement(BaseModel):
     expires_at: datetime | None = None
     # The event it answers, if any.
     event_id: str | None = None
+    # Set by the engagement path for a customer in the programme's control group: it
+    # goes out as a ghost, recorded but not delivered (workflows/holdout.py).
+    held_back: bool = False
 
     @property
     def key(self) -> str:

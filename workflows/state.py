@@ -50,6 +50,9 @@ class JourneyState(BaseModel):
     # Engagements the contact policy holds back (a cap, quiet hours), by key: until when.
     held: dict[str, datetime] = Field(default_factory=dict)
     outcomes_due: list[OutcomeDue] = Field(default_factory=list)
+    # The programmes whose control group the customer is in this period: their
+    # marketing goes out as ghosts (workflows/holdout.py). Drawn again each pass.
+    held_back_from: list[str] = Field(default_factory=list)
     # Each programme's own state, by programme name (see ``Programme.state_in``).
     programmes: dict[str, Any] = Field(default_factory=dict)
     recent_event_ids: list[str] = Field(default_factory=list)
@@ -74,7 +77,7 @@ SHARED_CONFIGS_KEPT = 32
 
 class JourneyInput(BaseModel):
     customer_id: str
-    config: JourneyConfig = JourneyConfig()
+    config: JourneyConfig = Field(default_factory=JourneyConfig)
     # Set by continue-as-new: the state so far and events received but not yet applied.
     state: JourneyState | None = None
     pending: list[Any] = Field(default_factory=list)

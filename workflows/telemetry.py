@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
 COUNTERS = {
     "equator_events_applied": "Customer events applied by journeys",
     "equator_engagements_sent": "Engagements sent, by ladder step and channel",
+    "equator_engagements_held_back": "Ghost engagements for customers in a control group",
     "equator_remediation_cost_cents": "What remediation ladders spent, in cents",
     "equator_remediations_won": "Remediation ladders won by the customer's response",
     "equator_flatlines_detected": "Silences long enough to start a ladder",
@@ -58,6 +59,14 @@ class JourneyTelemetry:
             {"cause": engagement.cause, "channel": engagement.channel, "step": engagement.step},
         )
         self._log("journey.engagement_sent", summary=engagement.summary)
+
+    def engagement_held_back(self, engagement: Engagement) -> None:
+        self._add(
+            "equator_engagements_held_back",
+            1,
+            {"cause": engagement.cause, "channel": engagement.channel, "step": engagement.step},
+        )
+        self._log("journey.engagement_held_back", summary=engagement.summary)
 
     def engagement_failed(self, engagement: Engagement, failure: str) -> None:
         self._log(

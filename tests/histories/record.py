@@ -24,7 +24,7 @@ from temporalio.client import WorkflowHistory
 
 from runtime.temporal import request_erasure
 from testkit import scenario, time_skipping_server
-from tests.journeys import NEVER_QUIET, days, event, now, sleep_until
+from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days, event, now, sleep_until
 from workflows.calendar import Campaign
 from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
@@ -34,7 +34,10 @@ HERE = Path(__file__).parent
 
 async def play() -> WorkflowHistory:
     config = JourneyConfig(
-        max_events_per_run=80, contact=NEVER_QUIET, cohorts=CohortRules(lapsed_after=days(40))
+        holdouts=NO_HOLDOUTS,
+        max_events_per_run=80,
+        contact=NEVER_QUIET,
+        cohorts=CohortRules(lapsed_after=days(40)),
     )
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/e.db"

@@ -115,7 +115,8 @@ class Campaigns(Programme[CampaignsState]):
     ) -> CampaignsState:
         campaign = self._campaign(state, engagement)
         if campaign is not None:
-            self._close(journey, state, campaign, ContactOutcome.SENT, sent=engagement)
+            outcome = ContactOutcome.HELD_BACK if engagement.held_back else ContactOutcome.SENT
+            self._close(journey, state, campaign, outcome, sent=engagement)
             state.reached = [
                 *(reached for reached in state.reached if reached.ends_at > journey.now),
                 CampaignReached(name=campaign.name, ends_at=campaign.ends_at),

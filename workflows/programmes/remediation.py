@@ -295,15 +295,18 @@ class Remediation(Programme[RemediationState]):
         if run is None or engagement.series != run.run_id:
             return state
         window = self.steps_of(run)[run.step].response_window
+        # A ghost counts against the run's budget as if sent, so that a control group's
+        # ladder climbs as a treated one does; nothing was spent on it.
         run.spent += engagement.cost
         state.spend += engagement.cost
         run.response_deadline = journey.now + (window or journey.config.response_window)
-        journey.report(
-            None,
-            counter="equator_remediation_cost_cents",
-            labels={"cause": run.cause},
-            value=int(engagement.cost * 100),
-        )
+        if not engagement.held_back:
+            journey.report(
+                None,
+                counter="equator_remediation_cost_cents",
+                labels={"cause": run.cause},
+                value=int(engagement.cost * 100),
+            )
         return state
 
     def failed(
