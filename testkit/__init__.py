@@ -6,13 +6,21 @@
 """
 
 from testkit.moments import apply, begun, ev
-from testkit.scenario import Scenario, Sent, engagements, scenario, time_skipping_server
+from testkit.scenario import (
+    Scenario,
+    Sent,
+    deliveries,
+    engagements,
+    scenario,
+    time_skipping_server,
+)
 
 __all__ = [
     "Scenario",
     "Sent",
     "apply",
     "begun",
+    "deliveries",
     "engagements",
     "ev",
     "scenario",

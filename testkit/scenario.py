@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.journeys import signal_with_start
-from activities.store import Engagement, Store
+from activities.store import Engagement, OutboxMessage, Store
 from runtime.settings import Settings
 from runtime.temporal import journey_view, register_search_attributes, send_event
 from runtime.worker import running_worker
@@ -185,14 +185,26 @@ class Scenario:
 
 
 async def engagements(database_url: str, customer_id: str) -> list[Engagement]:
-    """What the store says was sent to the customer, oldest first."""
+    """What the store says was sent to the customer (ghosts included), oldest first."""
+    rows = await _customer_rows(database_url, Engagement, customer_id)
+    return sorted(rows, key=lambda e: (e.sent_at, e.id or 0))
+
+
+async def deliveries(database_url: str, customer_id: str) -> list[OutboxMessage]:
+    """What the default channel (the outbox) was given for the customer to receive."""
+    rows = await _customer_rows(database_url, OutboxMessage, customer_id)
+    return sorted(rows, key=lambda m: m.id or 0)
+
+
+Row = TypeVar("Row", Engagement, OutboxMessage)
+
+
+async def _customer_rows(database_url: str, table: type[Row], customer_id: str) -> list[Row]:
     store = Store(database_url)
     try:
-        async with store.transaction() as session:
-            rows = await session.exec(
-                select(Engagement).where(Engagement.customer_id == customer_id)
-            )
-            return sorted(rows.all(), key=lambda e: (e.sent_at, e.id or 0))
+        async with store.reading() as session:
+            rows = await session.exec(select(table).where(table.customer_id == customer_id))
+            return list(rows.all())
     finally:
         await store.close()
 

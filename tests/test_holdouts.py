@@ -9,10 +9,8 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from sqlmodel import select
 
-from activities.store import OutboxMessage, Store
-from testkit import Scenario
+from testkit import Scenario, deliveries
 from testkit.moments import EVERY, T0, begun
 from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1
 from workflows import engine
@@ -100,18 +98,6 @@ def test_marketing_is_held_back_and_service_is_not_unless_the_rules_say() -> Non
     assert engine.holds_back(journey, "remediation", ticket)
 
 
-async def outbox(database_url: str, customer_id: str) -> list[OutboxMessage]:
-    store = Store(database_url)
-    try:
-        async with store.reading() as session:
-            rows = await session.exec(
-                select(OutboxMessage).where(OutboxMessage.customer_id == customer_id)
-            )
-            return list(rows.all())
-    finally:
-        await store.close()
-
-
 async def test_a_control_customer_gets_ghosts_that_climb_as_the_treated_steps_do(
     kit: Scenario,
 ) -> None:
@@ -131,8 +117,8 @@ async def test_a_control_customer_gets_ghosts_that_climb_as_the_treated_steps_do
     assert not any(m.held_back for m in steps)
     assert all(m.cost > 0 for m in steps if m.cause == "return")
     # Ghosts reach no one and take no room under the cap.
-    assert await outbox(kit.settings.database_url, control) == []
-    assert len(await outbox(kit.settings.database_url, treated)) >= len(climb)
+    assert await deliveries(kit.settings.database_url, control) == []
+    assert len(await deliveries(kit.settings.database_url, treated)) >= len(climb)
     view = await kit.view(control)
     assert view.state.held_back_from == ["remediation"]
     assert (await kit.view(treated)).state.held_back_from == []
