@@ -51,29 +51,34 @@ async def connect(settings: Settings, patience: timedelta | None = None) -> Clie
     )
 
 
-async def register_search_attributes(client: Client) -> list[str]:
-    """Register the journeys' search attributes in the client's namespace; those already
-    there are left alone. Returns the names it added."""
+async def missing_search_attributes(client: Client) -> list[str] | None:
+    """The journeys' search attributes not registered in the client's namespace; None
+    where the server cannot say (the time-skipping test server lists none)."""
     try:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
-        existing = set(listed.custom_attributes)
     except RPCError as err:
-        # The time-skipping test server can add attributes but not list them.
         if err.status != RPCStatusCode.UNIMPLEMENTED:
             raise
-        existing = set()
-    missing = {
+        return None
+    return sorted(key.name for key in search.KEYS if key.name not in listed.custom_attributes)
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Register the journeys' search attributes in the client's namespace; those already
+    there are left alone. Returns the names it added."""
+    missing = await missing_search_attributes(client)
+    adding = {
         key.name: IndexedValueType.ValueType(key.indexed_value_type)
         for key in search.KEYS
-        if key.name not in existing
+        if missing is None or key.name in missing
     }
-    if missing:
+    if adding:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=adding)
         )
-    return sorted(missing)
+    return sorted(adding)
 
 
 async def send_event(

@@ -5,11 +5,13 @@ tests and the benchmarks run it in theirs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -21,7 +23,7 @@ from activities.fanout import FanOutActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import connect, missing_search_attributes
 from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
 
@@ -36,6 +38,14 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    # A journey upserting an attribute the namespace lacks would fail its workflow task
+    # until someone registers it: refuse to start instead, and say what to do.
+    with contextlib.suppress(RPCError):  # a namespace that will not say is not refused
+        if missing := await missing_search_attributes(client):
+            raise RuntimeError(
+                f"search attributes {', '.join(missing)} are not registered in namespace "
+                f"{client.namespace!r}: run `equator temporal setup` (README, Configuration)"
+            )
     store = Store(settings.database_url)
     await store.migrate()
     ledger = LedgerActivities(store)

@@ -73,6 +73,7 @@ _CLI_TYPES = {
     SearchAttributeIndexedValueType.INT: "Int",
     SearchAttributeIndexedValueType.DOUBLE: "Double",
     SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
 }
 
 

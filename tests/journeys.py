@@ -4,6 +4,7 @@ given time, a ladder step's request, and the programme states scenarios read."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.contact import ContactPolicy
 from workflows.contracts import EngagementRequest
 from workflows.events import CustomerEvent, make_event
-from workflows.holdout import HoldoutRules
+from workflows.holdout import HoldoutRules, held_back_from
 from workflows.programmes.above_the_line import OffersState
 from workflows.programmes.remediation import LadderRun, RemediationState
 from workflows.registry import ABOVE_THE_LINE, REMEDIATION
@@ -82,3 +83,16 @@ async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
     remaining = moment - await env.get_current_time()
     if remaining > timedelta(0):
         await env.sleep(remaining)
+
+
+def customer_in(
+    rules: HoldoutRules, control: bool, times: Iterable[datetime], programme: str = "remediation"
+) -> str:
+    """The first customer id in (or out of) the programme's control group at every one of
+    ``times``: a scenario that crosses into another period keeps its groups."""
+    moments = list(times)
+    for n in range(1_000):
+        customer = f"hold-{n}"
+        if all(held_back_from(customer, programme, t, rules) == control for t in moments):
+            return customer
+    raise AssertionError("no such customer among 1,000")

@@ -7,12 +7,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -31,9 +32,13 @@ def binary(name: str) -> str:
 
 @asynccontextmanager
 async def dev_server(
-    *dynamic_config: str, port: int | None = None, db_file: Path | None = None
+    *dynamic_config: str,
+    port: int | None = None,
+    db_file: Path | None = None,
+    search_attributes: Sequence[SearchAttributeKey[Any]] = search.KEYS,
 ) -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server; in memory unless ``db_file`` is given (to survive a restart)."""
+    """A dev server; in memory unless ``db_file`` is given (to survive a restart); the
+    journeys' search attributes registered unless told otherwise."""
     extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
     if db_file is not None:
         extra_args += ["--db-filename", str(db_file)]
@@ -43,7 +48,7 @@ async def dev_server(
         data_converter=pydantic_data_converter,
         port=port,
         # Registered as the server starts, so that the first journey can index itself.
-        search_attributes=search.KEYS,
+        search_attributes=search_attributes,
     )
     async with env:
         yield env

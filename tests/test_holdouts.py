@@ -3,7 +3,6 @@ simulated time, on SQLite and Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from testkit import Scenario, deliveries
 from testkit.moments import EVERY, T0, begun
-from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1
+from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, customer_in
 from workflows import engine
 from workflows.config import JourneyConfig
 from workflows.holdout import HoldoutRules, Period, draw, held_back_from, period_of
@@ -59,16 +58,6 @@ def test_rules_refuse_a_share_out_of_range_or_an_unknown_programme() -> None:
         JourneyConfig(holdouts=HoldoutRules(shares={"remediaton": 0.1}))
 
 
-def customers(held_back: bool, times: Iterable[datetime], rules: HoldoutRules = HALF) -> str:
-    """The first customer id in (or out of) remediation's control group at every time."""
-    moments = list(times)
-    for n in range(1_000):
-        customer = f"hold-{n}"
-        if all(held_back_from(customer, "remediation", t, rules) == held_back for t in moments):
-            return customer
-    raise AssertionError("no such customer among 1,000")
-
-
 def ladder_step(contact: Contact = Contact.POLICY, channel: str = "email") -> Engagement:
     return Engagement(
         cause="silence",
@@ -83,7 +72,7 @@ def ladder_step(contact: Contact = Contact.POLICY, channel: str = "email") -> En
 
 
 def test_marketing_is_held_back_and_service_is_not_unless_the_rules_say() -> None:
-    customer = customers(held_back=True, times=[T0])
+    customer = customer_in(HALF, control=True, times=[T0])
     journey = Journey(begun(T0, CONFIG, customer), CONFIG, T0)
     engine.draw_holdouts(journey, EVERY)
     assert journey.state.held_back_from == ["remediation"]
@@ -102,7 +91,8 @@ async def test_a_control_customer_gets_ghosts_that_climb_as_the_treated_steps_do
     kit: Scenario,
 ) -> None:
     span = [kit.day(0), kit.day(30)]
-    control, treated = customers(True, span), customers(False, span)
+    control = customer_in(HALF, control=True, times=span)
+    treated = customer_in(HALF, control=False, times=span)
     for customer in (control, treated):
         await kit.event(customer, "purchase", day=0, amount=200)
         await kit.event(customer, "return", day=1, amount=60)

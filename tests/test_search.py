@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from testkit import Scenario
-from tests.journeys import event
-from tests.servers import eventually
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.settings import Settings
+from runtime.temporal import register_search_attributes
+from runtime.worker import running_worker
+from testkit import Scenario, scenario
+from tests.journeys import NEVER_QUIET, customer_in, event
+from tests.servers import dev_server, eventually
+from workflows import search
+from workflows.config import JourneyConfig
+from workflows.holdout import HoldoutRules, Period
+from workflows.journey import journey_id
 
 
 async def test_journeys_index_themselves_and_the_readme_queries_find_them(
@@ -46,3 +57,38 @@ async def test_journeys_index_themselves_and_the_readme_queries_find_them(
     }
     for query, n in expected.items():
         await settles(query, n)
+
+
+async def test_a_control_group_is_found_by_the_programmes_it_is_held_back_from(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    rules = HoldoutRules(shares={"remediation": 0.5}, period=Period.YEAR)
+    config = JourneyConfig(contact=NEVER_QUIET, holdouts=rules)
+    now = datetime.now(UTC)
+    span = [now, now + timedelta(hours=1)]
+    control = customer_in(rules, control=True, times=span)
+    treated = customer_in(rules, control=False, times=span)
+    async with scenario(config, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", dev_env) as world:
+        for customer in (control, treated):
+            await world.send(event(customer, "purchase", now, amount=20))
+        queue = f"TaskQueue = '{world.settings.task_queue}'"
+
+        async def held_back() -> list[str]:
+            found = world.client.list_workflows(f"HeldBackFrom = 'remediation' AND {queue}")
+            return [execution.id async for execution in found]
+
+        assert await eventually(held_back, bool) == [journey_id(control)]
+        assert (await world.view(control)).state.held_back_from == ["remediation"]
+        assert (await world.view(treated)).state.held_back_from == []
+
+
+async def test_a_worker_will_not_start_on_a_namespace_missing_an_attribute(tmp_path: Path) -> None:
+    registered = [key for key in search.KEYS if key is not search.HELD_BACK_FROM]
+    async with dev_server(search_attributes=registered) as env:
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+        with pytest.raises(RuntimeError, match="HeldBackFrom are not registered"):
+            async with running_worker(env.client, settings):
+                pass
+        assert await register_search_attributes(env.client) == ["HeldBackFrom"]
+        async with running_worker(env.client, settings):
+            pass

@@ -1,8 +1,8 @@
 """Search attributes: what ops filter journeys by in the Temporal UI and list queries,
 kept current by the journey. Ids and standing only, never personal data.
 
-The dev server's SQLite visibility allows at most 3 Int, 3 Double and 3 Datetime custom
-attributes; these use one of each.
+The dev server's SQLite visibility allows at most 3 Int, 3 Double, 3 Datetime and 3
+KeywordList custom attributes; these use one of each.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ LADDER = SearchAttributeKey.for_keyword("Ladder")
 LADDER_STEP = SearchAttributeKey.for_int("LadderStep")
 LAST_EVENT_AT = SearchAttributeKey.for_datetime("LastEventAt")
 LIFETIME_VALUE = SearchAttributeKey.for_float("LifetimeValue")
+# The programmes whose control group the customer is in (workflows/holdout.py).
+HELD_BACK_FROM = SearchAttributeKey.for_keyword_list("HeldBackFrom")
 
 KEYS: tuple[SearchAttributeKey[Any], ...] = (
     CUSTOMER_ID,
@@ -31,6 +33,7 @@ KEYS: tuple[SearchAttributeKey[Any], ...] = (
     LADDER_STEP,
     LAST_EVENT_AT,
     LIFETIME_VALUE,
+    HELD_BACK_FROM,
 )
 _BY_NAME = {key.name: key for key in KEYS}
 
@@ -48,6 +51,9 @@ def values(state: JourneyState) -> dict[str, Any]:
         LADDER_STEP.name: run.step + 1 if run else 0,
         LAST_EVENT_AT.name: state.profile.last_activity_at,
         LIFETIME_VALUE.name: float(state.profile.lifetime_value),
+        # Unset, not an empty list, for the many held back from nothing (and for every
+        # journey of 0.1, whose upserts stay as they were).
+        HELD_BACK_FROM.name: list(state.held_back_from) or None,
     }
 
 
