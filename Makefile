@@ -33,8 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.fanout_throughput
 	$(BIN)/python -m bench.fanout_throughput --existing
+	$(BIN)/python -m bench.fanout_throughput --existing --journeys --customers 2000
 	$(BIN)/python -m bench.versus_bare
 	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.api_latency --postgres
 	$(BIN)/python -m bench.scale_out
 
 # Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
