@@ -15,7 +15,13 @@ from temporalio import activity
 from activities.group_commit import GroupCommit
 from activities.store import Customer, LedgerEvent, Store, WalletEntry, utcnow
 from workflows.cohorts import cohort_of
-from workflows.contracts import RECORD_EVENTS, RecordEventsRequest, RecordEventsResult
+from workflows.contracts import (
+    RECORD_EVENTS,
+    RECORD_HOLDOUTS,
+    RecordEventsRequest,
+    RecordEventsResult,
+    RecordHoldoutsRequest,
+)
 from workflows.events import CustomerEvent, EventType
 from workflows.profile import Profile, update_profile
 from workflows.silence import median_gap
@@ -27,6 +33,7 @@ _CUSTOMERS = SQLModel.metadata.tables[str(Customer.__tablename__)]
 
 class LedgerActivities:
     def __init__(self, store: Store) -> None:
+        self._store = store
         # Journeys record their batches many at once: they share transactions.
         self._writes = GroupCommit(store, _record)
 
@@ -37,6 +44,27 @@ class LedgerActivities:
         in the ledger under another application is a redelivery and is reported as not
         fresh; under this one, a retry of this call."""
         return await self._writes.submit(request)
+
+    @activity.defn(name=RECORD_HOLDOUTS)
+    async def record_holdouts(self, request: RecordHoldoutsRequest) -> None:
+        """Put the customer's control groups in the single customer view (a customer the
+        store has not seen yet gets a row of its own). Filing the same twice is a no-op."""
+        async with self._store.transaction() as session:
+            connection = await session.connection()
+            updated = await connection.execute(
+                update(_CUSTOMERS)
+                .where(_CUSTOMERS.c.customer_id == request.customer_id)
+                .values(held_back_from=request.held_back_from)
+            )
+            if updated.rowcount == 0:
+                session.add(
+                    Customer(
+                        customer_id=request.customer_id,
+                        first_seen_at=request.at,
+                        updated_at=request.at,
+                        held_back_from=request.held_back_from,
+                    )
+                )
 
 
 async def _record(

@@ -96,6 +96,9 @@ class Customer(SQLModel, table=True):
     median_purchase_gap_days: float | None = None
     cohort: str | None = Field(default=None, max_length=16)
     email: str | None = Field(default=None, max_length=254)
+    # The programmes whose control group the customer is in (workflows/holdout.py), as
+    # the journey last drew them; None until it first has.
+    held_back_from: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class LedgerEvent(SQLModel, table=True):

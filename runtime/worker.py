@@ -64,6 +64,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         workflows=[CustomerJourney, CampaignFanOut],
         activities=[
             ledger.record_events,
+            ledger.record_holdouts,
             engagements.send_engagement,
             engagements.record_outcomes,
             erasure.erase_customer,

@@ -24,6 +24,7 @@ from workflows.calendar import Campaign
 from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
+from workflows.holdout import HoldoutRules
 from workflows.programmes.winback import WinbackRules
 
 log = structlog.get_logger(__name__)
@@ -103,6 +104,9 @@ def demo_journey() -> JourneyConfig:
             cap_window=timedelta(seconds=30),
         ),
         cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
+        # The stories are scripted: a control group drawn by hash would take a different
+        # story customer out of hers every quarter.
+        holdouts=HoldoutRules(shares={}),
         programmes={
             "welcome": {"activation_after": seconds},
             "cross_sell": {"delay": timedelta(seconds=10)},

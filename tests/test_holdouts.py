@@ -9,11 +9,14 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from activities.ledger import LedgerActivities
+from activities.store import Customer, Store
 from testkit import Scenario, deliveries
 from testkit.moments import EVERY, T0, begun
-from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, customer_in
+from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, customer_in, event
 from workflows import engine
 from workflows.config import JourneyConfig
+from workflows.contracts import RecordEventsRequest, RecordHoldoutsRequest
 from workflows.holdout import HoldoutRules, Period, draw, held_back_from, period_of
 from workflows.programme import Contact, Engagement, Journey
 
@@ -87,6 +90,40 @@ def test_marketing_is_held_back_and_service_is_not_unless_the_rules_say() -> Non
     assert engine.holds_back(journey, "remediation", ticket)
 
 
+async def single_view(database_url: str, customer_id: str) -> list[str] | None:
+    store = Store(database_url)
+    try:
+        return await single_view_of(store, customer_id)
+    finally:
+        await store.close()
+
+
+async def test_the_single_view_takes_the_draw_once_and_makes_a_row_if_need_be(
+    store: Store,
+) -> None:
+    ledger = LedgerActivities(store)
+    await ledger.record_events(
+        RecordEventsRequest(
+            customer_id="k1", application_id="a1", events=[event("k1", "purchase", T0, amount=5)]
+        )
+    )
+    for customer in ("k1", "k2"):  # k2: a journey the store has not seen an event of
+        request = RecordHoldoutsRequest(customer_id=customer, held_back_from=["winback"], at=T0)
+        await ledger.record_holdouts(request)
+        await ledger.record_holdouts(request)
+        assert await single_view_of(store, customer) == ["winback"]
+    await ledger.record_holdouts(RecordHoldoutsRequest(customer_id="k1", held_back_from=[], at=T0))
+    assert await single_view_of(store, "k1") == []
+
+
+async def single_view_of(store: Store, customer_id: str) -> list[str] | None:
+    """The programmes the store says the customer is held back from."""
+    async with store.reading() as session:
+        customer = await session.get(Customer, customer_id)
+        assert customer is not None
+        return customer.held_back_from
+
+
 async def test_a_control_customer_gets_ghosts_that_climb_as_the_treated_steps_do(
     kit: Scenario,
 ) -> None:
@@ -115,6 +152,9 @@ async def test_a_control_customer_gets_ghosts_that_climb_as_the_treated_steps_do
     assert view.state.marketing_touches == []
     [first, *_] = await kit.timeline(control, kind="engagement_held_back")
     assert first.summary.endswith("held back: remediation control group")
+    # The single customer view says who is in which control group.
+    assert await single_view(kit.settings.database_url, control) == ["remediation"]
+    assert await single_view(kit.settings.database_url, treated) is None
     # Outcomes are filed for ghosts by the same rules.
     outcomes = [m.outcome for m in steps if m.cause == "return"]
     assert "no_response" in outcomes

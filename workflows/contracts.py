@@ -21,6 +21,7 @@ SEND_ENGAGEMENT = "send_engagement"
 ERASE_CUSTOMER = "erase_customer"
 RECORD_OUTCOMES = "record_outcomes"
 RECORD_CAMPAIGN_CONTACTS = "record_campaign_contacts"
+RECORD_HOLDOUTS = "record_holdouts"
 AUDIENCE_PAGE = "audience_page"
 SIGNAL_AUDIENCE = "signal_audience"
 CAMPAIGN_RESULTS = "campaign_results"
@@ -89,6 +90,15 @@ class Outcome(BaseModel):
 
     idempotency_key: str
     outcome: str
+    at: datetime
+
+
+class RecordHoldoutsRequest(BaseModel):
+    """The programmes whose control group the customer is in, as drawn at ``at``: for the
+    single customer view, filed when the draw changes."""
+
+    customer_id: str
+    held_back_from: list[str]
     at: datetime
 
 

@@ -178,14 +178,18 @@ def decide(journey: Journey, programmes: Programmes, engagement: Engagement) -> 
             return decision
 
 
-def draw_holdouts(journey: Journey, programmes: Programmes) -> None:
-    """Record the enabled programmes whose control group the customer is in now."""
+def draw_holdouts(journey: Journey, programmes: Programmes) -> bool:
+    """Record the enabled programmes whose control group the customer is in now; says
+    whether that changed."""
     rules = journey.config.holdouts
-    journey.state.held_back_from = [
+    drawn = [
         p.name
         for p in programmes.enabled
         if holdout.held_back_from(journey.state.customer_id, p.name, journey.now, rules)
     ]
+    changed = drawn != journey.state.held_back_from
+    journey.state.held_back_from = drawn
+    return changed
 
 
 def holds_back(journey: Journey, programme: str, engagement: Engagement) -> bool:

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ERASE_CUSTOMER,
         RECORD_EVENTS,
+        RECORD_HOLDOUTS,
         RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
         EngagementRequest,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         RecordEventsRequest,
         RecordEventsResult,
+        RecordHoldoutsRequest,
         RecordOutcomesRequest,
     )
     from workflows.events import CustomerEvent, describe_errors, parse_event
@@ -376,8 +378,13 @@ class CustomerJourney:
         engine.update_cohort(journey, self._programmes)
         self._told(journey)
         engine.forget_expired_holds(journey)
-        if journey.patched(Patch.RELEASE_0_2):
-            engine.draw_holdouts(journey, self._programmes)
+        if journey.patched(Patch.RELEASE_0_2) and engine.draw_holdouts(journey, self._programmes):
+            held_back_from = self._state.held_back_from
+            request = RecordHoldoutsRequest(
+                customer_id=self._state.customer_id, held_back_from=held_back_from, at=journey.now
+            )
+            summary = f"held back from {', '.join(held_back_from) or 'nothing'}"
+            await self._file(RECORD_HOLDOUTS, request, summary)
         if self._state.outcomes_due:
             await self._file_outcomes()
         for programme in self._programmes.by_turn:
