@@ -6,17 +6,20 @@ from decimal import Decimal
 
 import structlog
 from sqlalchemy import bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from temporalio import activity
 
 from activities.channels import Channels, OutboundMessage
-from activities.store import Engagement, Store, WalletEntry, utcnow
+from activities.store import Engagement, EngagementCredit, Store, WalletEntry, utcnow
 from workflows.catalogue import CATALOGUE
 from workflows.contracts import (
+    RECORD_ATTRIBUTIONS,
     RECORD_OUTCOMES,
     SEND_ENGAGEMENT,
     EngagementRequest,
     EngagementResult,
+    RecordAttributionsRequest,
     RecordOutcomesRequest,
 )
 
@@ -87,6 +90,17 @@ class EngagementActivities:
         return EngagementResult(
             engagement_id=engagement.id, sent_at=engagement.sent_at, newly_sent=True
         )
+
+    @activity.defn(name=RECORD_ATTRIBUTIONS)
+    async def record_attributions(self, request: RecordAttributionsRequest) -> None:
+        """Credit purchases to engagements, each once (engagement and event)."""
+        if not request.attributions:
+            return
+        rows = [a.model_dump() for a in request.attributions]
+        insert = (postgresql if self._store.dialect == "postgresql" else sqlite).insert
+        async with self._store.transaction() as session:
+            connection = await session.connection()
+            await connection.execute(insert(EngagementCredit).values(rows).on_conflict_do_nothing())
 
     @activity.defn(name=RECORD_OUTCOMES)
     async def record_outcomes(self, request: RecordOutcomesRequest) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import structlog
 from sqlalchemy import String, cast, delete, literal, update
-from sqlmodel import col
+from sqlmodel import col, select
 from temporalio import activity
 
 from activities.store import (
     CampaignContactRecord,
     Customer,
     Engagement,
+    EngagementCredit,
     IngestReceipt,
     LedgerEvent,
     OutboxMessage,
@@ -32,7 +33,8 @@ class ErasureActivities:
     @activity.defn(name=ERASE_CUSTOMER)
     async def erase_customer(self, request: EraseRequest) -> EraseResult:
         """In one transaction: the profile, the events, the receipts, the messages, the
-        offers held and the campaign contacts go; engagements stay as anonymous spend
+        offers held, the campaign contacts and the purchases credited to engagements go;
+        engagements stay as anonymous spend
         (cause, step, channel, cost, time), with the customer id and the key that named
         them replaced. A retry finds nothing to do."""
         who = request.customer_id
@@ -49,6 +51,13 @@ class ErasureActivities:
             ):
                 where = col(table.customer_id) == who
                 deleted += (await connection.execute(delete(table).where(where))).rowcount
+            # Credits name an engagement by its key, which names the customer: they go
+            # before the keys are replaced.
+            keys = select(Engagement.idempotency_key).where(col(Engagement.customer_id) == who)
+            credits = delete(EngagementCredit).where(
+                col(EngagementCredit.idempotency_key).in_(keys)
+            )
+            deleted += (await connection.execute(credits)).rowcount
             anonymized = await connection.execute(
                 update(Engagement)
                 .where(col(Engagement.customer_id) == who)

@@ -151,6 +151,19 @@ class Engagement(SQLModel, table=True):
     held_back: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
+class EngagementCredit(SQLModel, table=True):
+    """A purchase credited to an engagement (the programme's last touch before it, within
+    the attribution window): the engagement recovered the customer, and brought
+    ``amount``. Keyed by engagement and event, so a retried filing adds nothing."""
+
+    __tablename__ = "engagement_credit"
+
+    idempotency_key: str = Field(primary_key=True, max_length=256)
+    event_id: str = Field(primary_key=True, max_length=128)
+    amount: Decimal = _money()
+    at: datetime = _time()
+
+
 class WalletEntry(SQLModel, table=True):
     """An offer the customer holds: issued with an engagement, redeemed by an event."""
 

@@ -67,6 +67,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             ledger.record_holdouts,
             engagements.send_engagement,
             engagements.record_outcomes,
+            engagements.record_attributions,
             erasure.erase_customer,
             campaigns.record_campaign_contacts,
             campaigns.audience_page,

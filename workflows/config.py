@@ -57,6 +57,9 @@ class JourneyConfig(BaseModel):
     # Each programme's own rules, by programme name, over the defaults its module gives
     # (``EQUATOR_JOURNEY__PROGRAMMES__WELCOME__ACTIVATION_AFTER=P10D``).
     programmes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # A purchase this soon after a programme's last touch is credited to that touch
+    # (each programme its own last touch): the customer recovered, and the revenue.
+    attribution_window: timedelta = timedelta(days=7)
     # The share of customers each programme holds back as a control group
     # (workflows/holdout.py).
     holdouts: HoldoutRules = HoldoutRules()

@@ -22,6 +22,7 @@ ERASE_CUSTOMER = "erase_customer"
 RECORD_OUTCOMES = "record_outcomes"
 RECORD_CAMPAIGN_CONTACTS = "record_campaign_contacts"
 RECORD_HOLDOUTS = "record_holdouts"
+RECORD_ATTRIBUTIONS = "record_attributions"
 AUDIENCE_PAGE = "audience_page"
 SIGNAL_AUDIENCE = "signal_audience"
 CAMPAIGN_RESULTS = "campaign_results"
@@ -91,6 +92,20 @@ class Outcome(BaseModel):
     idempotency_key: str
     outcome: str
     at: datetime
+
+
+class Attribution(BaseModel):
+    """A purchase (or redemption) credited to an engagement: the customer recovered, and
+    ``amount`` of revenue. Once per engagement and event."""
+
+    idempotency_key: str
+    event_id: str
+    amount: Decimal
+    at: datetime
+
+
+class RecordAttributionsRequest(BaseModel):
+    attributions: list[Attribution]
 
 
 class RecordHoldoutsRequest(BaseModel):

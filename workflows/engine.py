@@ -17,7 +17,7 @@ from workflows.events import CustomerEvent, EventType
 from workflows.patches import Patch
 from workflows.profile import update_profile
 from workflows.programme import Contact, Deadline, Engagement, Journey, Programme
-from workflows.state import JourneyView, ProgrammeView
+from workflows.state import AttributionDue, JourneyView, ProgrammeView, Touch
 from workflows.timeline import when
 
 
@@ -75,14 +75,47 @@ def begin(journey: Journey, programmes: Programmes) -> None:
 
 
 def apply_event(journey: Journey, programmes: Programmes, event: CustomerEvent) -> None:
-    """Apply one fresh event: the shared profile, then every programme that hears it."""
+    """Apply one fresh event: the shared profile, the credit for a purchase, then every
+    programme that hears it."""
     state = journey.state
     remember(journey, event.event_id)
     state.events_applied += 1
     update_profile(state.profile, event, journey.now)
     journey.note("event", describe_event(event), event_id=event.event_id)
+    attribute(journey, event)
     for programme in programmes.by_event[event.type]:
         programme.put(state, programme.heard(journey, programme.state_in(state), event))
+
+
+def attribute(journey: Journey, event: CustomerEvent) -> None:
+    """Credit a purchase, or a redemption with an amount, to each programme's last touch
+    within the attribution window before it (a ghost's too: treated and control are
+    measured alike)."""
+    amount = getattr(event.properties, "amount", None)
+    if event.type not in (EventType.PURCHASE, EventType.OFFER_REDEEMED) or amount is None:
+        return
+    window = journey.config.attribution_window
+    for touch in journey.state.last_touch.values():
+        if touch.at <= event.occurred_at <= touch.at + window:
+            journey.state.attributions_due.append(
+                AttributionDue(
+                    engagement=touch.engagement,
+                    event_id=event.event_id,
+                    amount=amount,
+                    at=event.occurred_at,
+                )
+            )
+
+
+def touch(journey: Journey, programme: str, engagement: Engagement) -> None:
+    """The programme's last touch is now ``engagement``; touches too old to be credited
+    any more are forgotten."""
+    window = journey.config.attribution_window
+    touches = journey.state.last_touch
+    touches[programme] = Touch(engagement=engagement.key, at=journey.now)
+    journey.state.last_touch = {
+        name: t for name, t in touches.items() if t.at + window >= journey.now
+    }
 
 
 def describe_event(event: CustomerEvent) -> str:

@@ -30,16 +30,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calendar import Campaign
     from workflows.contracts import (
         ERASE_CUSTOMER,
+        RECORD_ATTRIBUTIONS,
         RECORD_EVENTS,
         RECORD_HOLDOUTS,
         RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
+        Attribution,
         EngagementRequest,
         EngagementResult,
         EraseRequest,
         EraseResult,
         ErasureRequest,
         Outcome,
+        RecordAttributionsRequest,
         RecordEventsRequest,
         RecordEventsResult,
         RecordHoldoutsRequest,
@@ -387,6 +390,8 @@ class CustomerJourney:
             await self._file(RECORD_HOLDOUTS, request, summary)
         if self._state.outcomes_due:
             await self._file_outcomes()
+        if self._state.attributions_due:
+            await self._file_attributions()
         for programme in self._programmes.by_turn:
             if self._state.paused and not programme.runs_while_paused:
                 continue
@@ -452,17 +457,20 @@ class CustomerJourney:
             failed = f"{engagement.summary} failed: {failure}"
             engine.note_engagement(journey, programme.name, engagement, "engagement_failed", failed)
             after = programme.failed(journey, state, engagement, failure) if state else None
-        elif engagement.held_back:
-            ghost = f"{engagement.summary} held back: {programme.name} control group"
-            engine.note_engagement(
-                journey, programme.name, engagement, "engagement_held_back", ghost
-            )
-            after = programme.sent(journey, state, engagement) if state else None
         else:
-            engine.touched(journey, engagement)
-            engine.note_engagement(
-                journey, programme.name, engagement, "engagement_sent", engagement.summary
-            )
+            if engagement.held_back:
+                ghost = f"{engagement.summary} held back: {programme.name} control group"
+                engine.note_engagement(
+                    journey, programme.name, engagement, "engagement_held_back", ghost
+                )
+            else:
+                engine.touched(journey, engagement)
+                engine.note_engagement(
+                    journey, programme.name, engagement, "engagement_sent", engagement.summary
+                )
+            # What a purchase soon after is credited to (journeys of 0.2).
+            if self._patched(Patch.RELEASE_0_2):
+                engine.touch(journey, programme.name, engagement)
             after = programme.sent(journey, state, engagement) if state else None
         programme.put(self._state, after)
         self._told(journey)
@@ -516,6 +524,22 @@ class CustomerJourney:
         ]
         summary = ", ".join(f"{o.engagement}: {o.outcome}" for o in due)
         await self._file(RECORD_OUTCOMES, RecordOutcomesRequest(outcomes=outcomes), summary)
+
+    async def _file_attributions(self) -> None:
+        """Tell the store which purchases engagements are credited with."""
+        due, self._state.attributions_due = self._state.attributions_due, []
+        credited = [
+            Attribution(
+                idempotency_key=self._key(a.engagement),
+                event_id=a.event_id,
+                amount=a.amount,
+                at=a.at,
+            )
+            for a in due
+        ]
+        summary = ", ".join(f"{a.engagement}: {a.event_id} {a.amount}" for a in due)
+        request = RecordAttributionsRequest(attributions=credited)
+        await self._file(RECORD_ATTRIBUTIONS, request, f"credit {summary}")
 
     async def _file(self, activity: str, request: BaseModel, summary: str) -> None:
         """A write to the single customer view, retried until the store takes it."""

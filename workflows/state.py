@@ -8,6 +8,7 @@ under its name, present only while the programme has something to remember.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +36,23 @@ class OutcomeDue(BaseModel):
     at: datetime
 
 
+class Touch(BaseModel):
+    """A programme's last engagement (sent, or a control group's ghost): what a purchase
+    soon after is credited to."""
+
+    engagement: str
+    at: datetime
+
+
+class AttributionDue(BaseModel):
+    """A purchase (or a redemption) credited to an engagement, waiting to be filed."""
+
+    engagement: str
+    event_id: str
+    amount: Decimal
+    at: datetime
+
+
 class JourneyState(BaseModel):
     customer_id: str
     line_position: LinePosition = LinePosition.EQUATOR
@@ -53,6 +71,9 @@ class JourneyState(BaseModel):
     # The programmes whose control group the customer is in this period: their
     # marketing goes out as ghosts (workflows/holdout.py). Drawn again each pass.
     held_back_from: list[str] = Field(default_factory=list)
+    # Each programme's last touch, while a purchase could still be credited to it.
+    last_touch: dict[str, Touch] = Field(default_factory=dict)
+    attributions_due: list[AttributionDue] = Field(default_factory=list)
     # Each programme's own state, by programme name (see ``Programme.state_in``).
     programmes: dict[str, Any] = Field(default_factory=dict)
     recent_event_ids: list[str] = Field(default_factory=list)
