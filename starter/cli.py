@@ -20,12 +20,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.store import Store
 from runtime.credentials import hash_key, new_key
 from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.telemetry import configure_tracing
 from runtime.temporal import connect, register_search_attributes, steer
 from runtime.worker import run_worker, running_worker
+from service.reports import programme_report, table
 from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
@@ -79,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show a customer's journey (through the API)")
     show.add_argument("customer_id")
     show.add_argument("--json", action="store_true", help="the full state as JSON")
+
+    report = commands.add_parser(
+        "report", help="per ladder and step: reach, cost, and uplift over the control group"
+    )
+    report.add_argument("--json", action="store_true", help="the report as JSON")
+    report.add_argument(
+        "--since", type=_moment, help="engagements from this time on (RFC 3339, or a date)"
+    )
 
     for action, help in OPERATOR_ACTIONS.items():
         steer = commands.add_parser(action, help=help)
@@ -215,6 +225,28 @@ async def _campaigns_sync(settings: Settings, file: Path | None) -> int:
     return 0
 
 
+async def _report(settings: Settings, since: datetime | None, as_json: bool) -> int:
+    """Read from the store itself: a report is for whoever can reach the database."""
+    store = Store(settings.database_url)
+    try:
+        reports = await programme_report(store, since)
+    finally:
+        await store.close()
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
+    else:
+        print(table(reports) if reports else "no engagements yet")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RFC 3339 or a date, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 async def _campaigns_list(settings: Settings) -> int:
     client = await connect(settings)
     for schedule in await campaign_schedules(client):
@@ -291,6 +323,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_send(settings, args))
             case "show":
                 return asyncio.run(_show(settings, args.customer_id, args.json))
+            case "report":
+                return asyncio.run(_report(settings, args.since, args.json))
             case "new-key":
                 return _new_key(args.source)
             case "temporal":
