@@ -7,7 +7,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from temporalio import activity
 
@@ -53,17 +52,16 @@ class CampaignActivities:
                 # Within one request too, the first decision stands.
                 decisions.setdefault((contact.campaign, contact.customer_id), _row(contact))
         rows = list(decisions.values())
-        insert = (postgresql if self._store.dialect == "postgresql" else sqlite).insert
         table = CampaignContactRecord
         recorded = converted = 0
         async with self._store.transaction() as session:
             connection = await session.connection()
             for start in range(0, len(rows), _CHUNK):
                 statement = (
-                    insert(table)
+                    self._store.insert(table)
                     .values(rows[start : start + _CHUNK])
                     .on_conflict_do_nothing()
-                    .returning(table.campaign)
+                    .returning(col(table.campaign))
                 )
                 recorded += len((await connection.execute(statement)).all())
             for contact in conversions:

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import structlog
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from temporalio import activity
 
@@ -97,10 +96,10 @@ class EngagementActivities:
         if not request.attributions:
             return
         rows = [a.model_dump() for a in request.attributions]
-        insert = (postgresql if self._store.dialect == "postgresql" else sqlite).insert
+        statement = self._store.insert(EngagementCredit).values(rows).on_conflict_do_nothing()
         async with self._store.transaction() as session:
             connection = await session.connection()
-            await connection.execute(insert(EngagementCredit).values(rows).on_conflict_do_nothing())
+            await connection.execute(statement)
 
     @activity.defn(name=RECORD_OUTCOMES)
     async def record_outcomes(self, request: RecordOutcomesRequest) -> None:

@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, BigInteger, Column, DateTime, event
 from sqlalchemy import false as sa_false
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -313,6 +314,12 @@ class Store:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self._turn(), self._sessions() as session, session.begin():
             yield session
+
+    def insert(self, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT for ``table``: it knows ``ON CONFLICT DO NOTHING``."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

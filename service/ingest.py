@@ -18,9 +18,8 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -206,12 +205,11 @@ class Ingest:
             }
             for event in events
         ]
-        dialect = postgresql if self._store.dialect == "postgresql" else sqlite
         statement = (
-            dialect.insert(IngestReceipt)
+            self._store.insert(IngestReceipt)
             .values(rows)
             .on_conflict_do_nothing()
-            .returning(IngestReceipt.customer_id, IngestReceipt.event_id)
+            .returning(col(IngestReceipt.customer_id), col(IngestReceipt.event_id))
         )
         async with self._store.transaction() as session:
             connection = await session.connection()

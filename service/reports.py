@@ -31,7 +31,7 @@ class Group(BaseModel):
     recovered: int = 0
     revenue: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
-    # Sum over customers of (revenue in cents) squared: the spread of revenue per customer.
+    # Sum over customers of their revenue squared: its spread per customer.
     revenue_squares: float = 0.0
 
 
@@ -124,7 +124,7 @@ async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, 
             responded=int(answered or 0),
             recovered=int(back or 0),
             revenue=Decimal(int(total or 0)) / 100,
-            revenue_squares=float(squares or 0),
+            revenue_squares=float(squares or 0) / 100**2,
             cost=Decimal(int(spent or 0)) / 100,
         )
         for cause, step, name, held_back, customers, answered, back, total, squares, spent in rows
@@ -161,19 +161,16 @@ def _uplift(treated: Group, control: Group) -> dict[str, Interval | None]:
         treated.recovered, treated.customers, control.recovered, control.customers
     )
     revenue = mean_difference(
-        float(treated.revenue * 100),
+        float(treated.revenue),
         treated.revenue_squares,
         treated.customers,
-        float(control.revenue * 100),
+        float(control.revenue),
         control.revenue_squares,
         control.customers,
     )
-    per_customer = Interval(
-        value=revenue.value / 100, low=revenue.low / 100, high=revenue.high / 100
-    )
     return {
         "incremental_recovery_rate": Interval.of(rate),
-        "incremental_revenue_per_customer": per_customer,
+        "incremental_revenue_per_customer": Interval.of(revenue),
     }
 
 

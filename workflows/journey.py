@@ -382,12 +382,7 @@ class CustomerJourney:
         self._told(journey)
         engine.forget_expired_holds(journey)
         if journey.patched(Patch.RELEASE_0_2) and engine.draw_holdouts(journey, self._programmes):
-            held_back_from = self._state.held_back_from
-            request = RecordHoldoutsRequest(
-                customer_id=self._state.customer_id, held_back_from=held_back_from, at=journey.now
-            )
-            summary = f"held back from {', '.join(held_back_from) or 'nothing'}"
-            await self._file(RECORD_HOLDOUTS, request, summary)
+            await self._file_holdouts()
         if self._state.outcomes_due:
             await self._file_outcomes()
         if self._state.attributions_due:
@@ -524,6 +519,17 @@ class CustomerJourney:
         ]
         summary = ", ".join(f"{o.engagement}: {o.outcome}" for o in due)
         await self._file(RECORD_OUTCOMES, RecordOutcomesRequest(outcomes=outcomes), summary)
+
+    async def _file_holdouts(self) -> None:
+        """Tell the store which control groups the customer is in (the draw changed)."""
+        held_back_from = self._state.held_back_from
+        request = RecordHoldoutsRequest(
+            customer_id=self._state.customer_id,
+            held_back_from=held_back_from,
+            at=workflow.now(),
+        )
+        summary = f"held back from {', '.join(held_back_from) or 'nothing'}"
+        await self._file(RECORD_HOLDOUTS, request, summary)
 
     async def _file_attributions(self) -> None:
         """Tell the store which purchases engagements are credited with."""
