@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -24,7 +24,7 @@ from workflows.calendar import Campaign
 from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
 from workflows.contact import ContactPolicy
-from workflows.holdout import HoldoutRules
+from workflows.holdout import HoldoutRules, held_back_from
 from workflows.programmes.winback import WinbackRules
 
 log = structlog.get_logger(__name__)
@@ -77,9 +77,25 @@ STORIES: tuple[Beat, ...] = (
     # A first order: welcomed, nudged once, and back for a second: activated.
     Beat(10, "new-nina", "purchase", {"amount": 30, "category": "basics"}),
     Beat(34, "new-nina", "purchase", {"amount": 45, "category": "knitwear"}),
-    # Falls silent, then opens the 10% offer at step 2: won back.
+    # Falls silent, opens the 10% offer at step 2 (a response: the climb goes on), and
+    # uses it: won back.
     Beat(3, "quiet-quinn", "purchase", {"amount": 35, "category": "accessories"}),
     Beat(37, "quiet-quinn", "email_opened", {}),
+    Beat(40, "quiet-quinn", "offer_redeemed", {"offer_id": "pct10", "amount": 42}),
+)
+
+# Two customers alike in every way go silent together; the silence ladder climbs for
+# both, but one is in remediation's control group and gets ghosts. She comes back by
+# herself, as a control group is there to show. Who is held back is a hash, so the demo
+# picks the pair from these names at start.
+TWINS = tuple(
+    f"twin-{name}"
+    for name in ("tess", "tara", "toby", "theo", "tia", "tom", "tina", "ted", "tova", "tal")
+)
+TWIN_STORY: tuple[Beat, ...] = (
+    Beat(2, "treated", "purchase", {"amount": 58, "category": "dresses"}),
+    Beat(2, "held back", "purchase", {"amount": 58, "category": "dresses"}),
+    Beat(41, "held back", "purchase", {"amount": 61, "category": "dresses"}),
 )
 
 STEADY_BUYERS = ("steady-sam", "steady-sasha", "steady-sol")
@@ -104,9 +120,11 @@ def demo_journey() -> JourneyConfig:
             cap_window=timedelta(seconds=30),
         ),
         cohorts=CohortRules(lapsed_after=timedelta(minutes=2)),
-        # The stories are scripted: a control group drawn by hash would take a different
-        # story customer out of hers every quarter.
-        holdouts=HoldoutRules(shares={}),
+        # The stories are scripted: only the twins are drawn (see ``TWINS``).
+        holdouts=HoldoutRules(
+            shares={"remediation": 0.5},
+            exempt=frozenset([*(beat.customer for beat in STORIES), *STEADY_BUYERS]),
+        ),
         programmes={
             "welcome": {"activation_after": seconds},
             "cross_sell": {"delay": timedelta(seconds=10)},
@@ -150,6 +168,14 @@ def flash_sale(now: datetime) -> Campaign:
 STEADY_EVERY = 6.0
 
 
+def twins(rules: HoldoutRules, now: datetime) -> dict[str, str]:
+    """The twins' story cast: which of ``TWINS`` is treated and which is held back now."""
+    held = [name for name in TWINS if held_back_from(name, "remediation", now, rules)]
+    treated = [name for name in TWINS if name not in held]
+    # Ten fair draws: all ten on one side happens once in 512 quarters.
+    return {"treated": (treated or TWINS)[0], "held back": (held or TWINS)[0]}
+
+
 async def run_demo(client: EquatorClient) -> None:
     """Play the stories through the ingest API, then keep the steady buyers buying until
     cancelled. The journeys take their (short) windows from the API's configuration."""
@@ -158,9 +184,12 @@ async def run_demo(client: EquatorClient) -> None:
         await client.send(event_body(customer, type, properties, id_prefix="demo"))
         log.info("demo.event", customer_id=customer, type=type)
 
+    cast = twins(demo_journey().holdouts, datetime.now(UTC))
+    beats = [*STORIES, *(replace(b, customer=cast[b.customer]) for b in TWIN_STORY)]
+
     async def stories() -> None:
         started = asyncio.get_running_loop().time()
-        for beat in sorted(STORIES, key=lambda beat: beat.at):
+        for beat in sorted(beats, key=lambda beat: beat.at):
             delay = beat.at - (asyncio.get_running_loop().time() - started)
             await asyncio.sleep(max(0.0, delay))
             await send(beat.customer, beat.type, beat.properties)

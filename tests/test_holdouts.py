@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from activities.ledger import LedgerActivities
 from activities.store import Customer, Store
+from starter.demo import STORIES, demo_journey, twins
 from testkit import Scenario, deliveries
 from testkit.moments import EVERY, T0, begun
 from tests.journeys import NEVER_QUIET, PROGRAMMES_0_1, customer_in, event
@@ -52,6 +53,23 @@ def test_periods_name_their_draw() -> None:
 def test_a_programme_not_named_holds_back_no_one() -> None:
     assert not held_back_from("anyone", "welcome", T0, HoldoutRules())
     assert HoldoutRules().shares == {"remediation": 0.10, "winback": 0.10}
+
+
+def test_an_exempt_customer_is_never_held_back() -> None:
+    held = [f"c{n}" for n in range(100) if held_back_from(f"c{n}", "remediation", T0, HALF)]
+    assert held  # about half
+    exempt = HALF.model_copy(update={"exempt": frozenset(held[:3])})
+    assert [c for c in held if held_back_from(c, "remediation", T0, exempt)] == held[3:]
+
+
+def test_the_demo_holds_back_one_twin_and_none_of_its_cast() -> None:
+    rules = demo_journey().holdouts
+    for quarter in range(8):
+        at = datetime(2026 + quarter // 4, 1 + 3 * (quarter % 4), 1, tzinfo=UTC)
+        cast = twins(rules, at)
+        assert held_back_from(cast["held back"], "remediation", at, rules)
+        assert not held_back_from(cast["treated"], "remediation", at, rules)
+    assert not any(held_back_from(beat.customer, "remediation", T0, rules) for beat in STORIES)
 
 
 def test_rules_refuse_a_share_out_of_range_or_an_unknown_programme() -> None:

@@ -85,26 +85,38 @@ async def test_silence_climbs_the_ladder_step_by_step(
     assert [round(gap / days(1)) for gap in sent_at] == [30, 35, 40]
 
 
-async def test_a_response_at_step_two_stops_the_climb(
+async def test_an_open_answers_a_step_and_only_a_purchase_wins_the_ladder(
     time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
 ) -> None:
     env = time_skipping_env
     start = await now(env)
-    await world.send(event("opener", "purchase", start, amount=60))
+    await world.send(event("opener", "purchase", start, amount=120))
     await sleep_until(env, start + days(36))  # step 2 went out at day 35
     await world.send(event("opener", "email_opened", await now(env)))
-    await sleep_until(env, start + days(60))
+    await sleep_until(env, start + days(39))
+    climbing = await world.view("opener")
+    assert remediation(climbing).ladder is not None
+    assert climbing.state.line_position == LinePosition.BELOW
 
+    await sleep_until(env, start + days(41))  # step 3 went out at day 40
+    await world.send(event("opener", "purchase", await now(env), amount=45))
+    await sleep_until(env, start + days(60))
     view = await world.view("opener")
     assert remediation(view).ladder is None
     assert view.state.line_position == LinePosition.ABOVE
     assert remediation(view).won == 1
     won = [e.summary for e in view.state.timeline if e.kind == "ladder_won"]
-    assert won == ["silence ladder won at step 2 by email_opened; cost $2.05"]
-    # What became of each engagement is filed in the store.
+    assert won == ["silence ladder won at step 3 by purchase; cost $8.05"]
+    answered = [e.summary for e in view.state.timeline if e.kind == "step_answered"]
+    assert answered == [
+        "email_opened answers step 2 of silence ladder; not a recovery, so the climb goes on"
+    ]
+    # What became of each engagement is filed in the store: the open is a response, the
+    # purchase a conversion.
     assert [(e.step_name, e.outcome) for e in await engagements(db_url, "opener")] == [
         ("we miss you", "no_response"),
         ("10% offer", "responded"),
+        ("free shipping", "converted"),
     ]
 
 

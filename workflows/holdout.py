@@ -41,6 +41,8 @@ class HoldoutRules(BaseModel):
     period: Period = Period.QUARTER
     # Hold back service (tickets, thank-yous) too, for programmes with a share.
     service: bool = False
+    # Customers never held back: staff and seed accounts, a QA inbox, a demo's cast.
+    exempt: frozenset[str] = frozenset()
 
     @field_validator("shares")
     @classmethod
@@ -72,4 +74,6 @@ def draw(customer_id: str, programme: str, period: str) -> float:
 def held_back_from(customer_id: str, programme: str, at: datetime, rules: HoldoutRules) -> bool:
     """Whether the customer is in the programme's control group at ``at``."""
     share = rules.shares.get(programme, 0.0)
-    return share > 0 and draw(customer_id, programme, period_of(at, rules.period)) < share
+    if share == 0 or customer_id in rules.exempt:
+        return False
+    return draw(customer_id, programme, period_of(at, rules.period)) < share

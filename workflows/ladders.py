@@ -36,6 +36,9 @@ class Ladder(BaseModel):
     priority: int
     steps: tuple[LadderStep, ...]
     resolved_by: frozenset[Response]
+    # What won it for journeys that began before 0.2, where that differs (a silence
+    # ladder was won by an open or a browse, which flattered the figures).
+    resolved_by_0_1: frozenset[Response] | None = None
     # The events that start (or escalate to) it; silence and dormancy start by time.
     started_by: frozenset[EventType] = frozenset()
     # Service remediation: a sale blast while it climbs would be tone-deaf.
@@ -49,13 +52,17 @@ class Ladder(BaseModel):
         return self
 
 
-WON_BACK = frozenset({Response.RECOVERED, Response.RESPONDED})
+# A ladder is won by a recovery (a purchase, a redemption): an open or a browse is
+# filed as a response to its step, and the climb goes on.
+WON_BACK = frozenset({Response.RECOVERED})
+WON_BACK_0_1 = frozenset({Response.RECOVERED, Response.RESPONDED})
 MADE_GOOD = frozenset({Response.RECOVERED, Response.FEEDBACK})
 
 SILENCE = Ladder(
     cause="silence",
     priority=1,
     resolved_by=WON_BACK,
+    resolved_by_0_1=WON_BACK_0_1,
     steps=(
         LadderStep(name="we miss you", channel="email", cost=Decimal("0.05")),
         LadderStep(name="10% offer", channel="email", cost=Decimal("2.00"), offer_id="pct10"),
@@ -124,6 +131,7 @@ DORMANT = Ladder(
     cause="dormant",
     priority=0,
     resolved_by=WON_BACK,
+    resolved_by_0_1=WON_BACK_0_1,
     steps=(LadderStep(name="dormant check-in", channel="email", cost=Decimal("0.05")),),
 )
 

@@ -4,10 +4,11 @@ Silence measured against the customer's own cadence (a flatline) starts the sile
 ladder; an event a ladder is ``started_by`` (a return, a complaint) starts that one, or
 escalates to it if it outranks the climb under way. Steps climb in cost within a
 ceiling that scales with the customer's value; each waits out a response window, and a
-response of a grade the ladder counts wins it. An exhausted ladder leads to a dormant
-cadence with a periodic check-in, never to the end. A VIP's climb (and, with pivot care,
-a loyal or repeat customer's) starts with a service ticket, and while a service ladder
-(or that care) climbs, marketing waits.
+response of a grade the ladder counts wins it (a recovery, for the silence ladder: an
+open or a browse is filed as the step's response and the climb goes on). An exhausted
+ladder leads to a dormant cadence with a periodic check-in, never to the end. A VIP's
+climb (and, with pivot care, a loyal or repeat customer's) starts with a service ticket,
+and while a service ladder (or that care) climbs, marketing waits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from workflows.config import JourneyConfig
-from workflows.events import CustomerEvent, EventType, polarity, traits
+from workflows.events import CustomerEvent, EventType, Response, polarity, traits
 from workflows.ladders import DORMANT, SILENCE, VIP_CARE_TICKET, Ladder, LadderStep
 from workflows.patches import Patch
 from workflows.programme import Contact, Deadline, Engagement, Journey, Programme
@@ -42,6 +43,8 @@ class LadderRun(BaseModel):
     response_deadline: datetime | None = None
     # A VIP's climb: a service ticket comes before the ladder's own steps.
     vip_care: bool = False
+    # The customer answered the current step (an open, a browse) without recovering.
+    responded: bool = False
 
     @property
     def step_key(self) -> str:
@@ -123,11 +126,12 @@ class Remediation(Programme[RemediationState]):
         run = state.ladder
         climbing = self.ladders.get(run.cause) if run else None
         cause = self.started_by.get(event.type)
+        response = traits(event).response
         if (
             run is not None
             and direction > 0
             and climbing is not None
-            and (traits(event).response in climbing.resolved_by)
+            and response in self._resolved_by(journey, climbing)
         ):
             self._win(journey, state, run, event)
         elif cause is not None and (climbing is None or cause.priority > climbing.priority):
@@ -143,9 +147,33 @@ class Remediation(Programme[RemediationState]):
             journey.report("journey.ladder_started", cause=cause.cause, ladder=state.ladder.run_id)
         elif run is None:
             journey.state.line_position = move_line(journey.state.line_position, direction)
+        elif response is not Response.NONE and journey.patched(Patch.RELEASE_0_2):
+            self._responded(journey, run, event)
         if state.ladder is None:
             state.silence_deadline = self.silence_deadline(journey, state)
         return state
+
+    @staticmethod
+    def _resolved_by(journey: Journey, ladder: Ladder) -> frozenset[Response]:
+        if ladder.resolved_by_0_1 is None or journey.patched(Patch.RELEASE_0_2):
+            return ladder.resolved_by
+        return ladder.resolved_by_0_1
+
+    @staticmethod
+    def _responded(journey: Journey, run: LadderRun, event: CustomerEvent) -> None:
+        """An answer that does not win the ladder (an open of a "we miss you") is filed
+        as the step's response, once; the climb goes on."""
+        if run.response_deadline is None or run.responded:
+            return
+        run.responded = True
+        journey.outcome(run.step_key, "responded")
+        journey.note(
+            "step_answered",
+            f"{event.type.value} answers step {run.step + 1} of {run.cause} ladder; "
+            "not a recovery, so the climb goes on",
+            event_id=event.event_id,
+            programme="remediation",
+        )
 
     def _cares(self, journey: Journey, ladder: Ladder) -> bool:
         """A VIP's climb (not a dormant check-in) starts with a service ticket; since the
@@ -178,7 +206,9 @@ class Remediation(Programme[RemediationState]):
         self, journey: Journey, state: RemediationState, run: LadderRun, event: CustomerEvent
     ) -> None:
         if run.response_deadline is not None:
-            journey.outcome(run.step_key, "responded")
+            recovered = traits(event).response is Response.RECOVERED
+            converted = recovered and journey.patched(Patch.RELEASE_0_2)
+            journey.outcome(run.step_key, "converted" if converted else "responded")
         state.ladder = None
         journey.state.line_position = LinePosition.ABOVE
         state.won += 1
@@ -259,10 +289,16 @@ class Remediation(Programme[RemediationState]):
         if run.response_deadline is not None:
             if journey.now < run.response_deadline:
                 return None
-            journey.note("no_response", f"no response to step {run.step + 1}", programme=self.name)
-            journey.outcome(run.step_key, "no_response")
+            if run.responded:
+                why = f"step {run.step + 1} answered but no recovery"
+                journey.note("no_recovery", why, programme=self.name)
+            else:
+                why = f"no response to step {run.step + 1}"
+                journey.note("no_response", why, programme=self.name)
+                journey.outcome(run.step_key, "no_response")
             run.step += 1
             run.response_deadline = None
+            run.responded = False
         if journey.held(run.step_key):
             return None
         steps = self.steps_of(run)
