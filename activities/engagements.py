@@ -1,23 +1,37 @@
-"""Sending one ladder step: record the engagement and deliver it, exactly once."""
+"""Sending one engagement: record it and deliver it, exactly once; what became of it
+(outcomes, credit); and which offer a learned decision makes (``workflows/bandit.py``),
+from the counts those writes keep."""
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import structlog
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities.channels import Channels, OutboundMessage
-from activities.store import Engagement, EngagementCredit, Store, WalletEntry, utcnow
+from activities.store import (
+    Engagement,
+    EngagementCredit,
+    OfferArm,
+    Store,
+    WalletEntry,
+    utcnow,
+)
+from workflows import bandit
 from workflows.catalogue import CATALOGUE
 from workflows.contracts import (
+    CHOOSE_OFFER,
     RECORD_ATTRIBUTIONS,
     RECORD_OUTCOMES,
     SEND_ENGAGEMENT,
     EngagementRequest,
     EngagementResult,
+    OfferChoiceRequest,
     RecordAttributionsRequest,
     RecordOutcomesRequest,
 )
@@ -26,9 +40,10 @@ log = structlog.get_logger(__name__)
 
 
 class EngagementActivities:
-    def __init__(self, store: Store, channels: Channels) -> None:
+    def __init__(self, store: Store, channels: Channels, rng: random.Random | None = None) -> None:
         self._store = store
         self._channels = channels
+        self._rng = rng or random.Random()
 
     @activity.defn(name=SEND_ENGAGEMENT)
     async def send_engagement(self, request: EngagementRequest) -> EngagementResult:
@@ -66,6 +81,8 @@ class EngagementActivities:
                     )
                 )
             await session.flush()
+            if request.decision is not None and request.arm_cohort is not None:
+                await self._count(session, request.decision, request.arm_cohort, request.offer_id)
             if not request.held_back:
                 await channel.deliver(
                     OutboundMessage(
@@ -97,9 +114,81 @@ class EngagementActivities:
             return
         rows = [a.model_dump() for a in request.attributions]
         statement = self._store.insert(EngagementCredit).values(rows).on_conflict_do_nothing()
+        keys = {a.idempotency_key for a in request.attributions}
         async with self._store.transaction() as session:
+            # A learned engagement's first credit is a recovery for its offer.
+            credited = select(EngagementCredit.idempotency_key).where(
+                col(EngagementCredit.idempotency_key).in_(keys)
+            )
+            learned = await session.exec(
+                select(Engagement.decision, Engagement.arm_cohort, Engagement.offer_id).where(
+                    col(Engagement.idempotency_key).in_(keys),
+                    col(Engagement.idempotency_key).not_in(credited),
+                    col(Engagement.decision).is_not(None),
+                )
+            )
+            recovered = learned.all()
             connection = await session.connection()
             await connection.execute(statement)
+            for decision, cohort, offer_id in recovered:
+                assert decision is not None
+                assert cohort is not None
+                await self._count(session, decision, cohort, offer_id, recovered=1)
+
+    @activity.defn(name=CHOOSE_OFFER)
+    async def choose_offer(self, request: OfferChoiceRequest) -> bandit.Choice:
+        """One Thompson draw over the offers' counts for the decision and cohort."""
+        async with self._store.reading() as session:
+            found = await session.exec(
+                select(OfferArm).where(
+                    OfferArm.decision == request.decision,
+                    OfferArm.cohort == request.cohort,
+                    col(OfferArm.offer_id).in_(request.arms),
+                )
+            )
+            counts = {arm.offer_id: arm for arm in found.all()}
+        arms = [
+            bandit.ArmCounts(offer_id=offer_id, sent=arm.sent, recovered=arm.recovered)
+            if (arm := counts.get(offer_id))
+            else bandit.ArmCounts(offer_id=offer_id)
+            for offer_id in request.arms
+        ]
+        choice = bandit.choose(arms, request.rules, self._rng)
+        log.info(
+            "offer.chosen",
+            decision=request.decision,
+            cohort=request.cohort,
+            offer_id=choice.offer_id,
+            explored=choice.explored,
+        )
+        return choice
+
+    async def _count(
+        self,
+        session: AsyncSession,
+        decision: str,
+        cohort: str,
+        offer_id: str | None,
+        recovered: int = 0,
+    ) -> None:
+        """Add a send (or a recovery) to an offer's counts at a decision."""
+        if offer_id is None:
+            return
+        sent = 0 if recovered else 1
+        row = {"decision": decision, "cohort": cohort, "offer_id": offer_id}
+        statement = (
+            self._store.insert(OfferArm)
+            .values(**row, sent=sent, recovered=recovered)
+            .on_conflict_do_update(
+                index_elements=["decision", "cohort", "offer_id"],
+                set_={
+                    "sent": col(OfferArm.sent) + sent,
+                    "recovered": col(OfferArm.recovered) + recovered,
+                },
+            )
+        )
+        connection = await session.connection()
+        await connection.execute(statement)
 
     @activity.defn(name=RECORD_OUTCOMES)
     async def record_outcomes(self, request: RecordOutcomesRequest) -> None:

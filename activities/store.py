@@ -150,6 +150,10 @@ class Engagement(SQLModel, table=True):
     outcome_at: datetime | None = _time(default=None)
     # A ghost: the customer was in the programme's control group, nothing was delivered.
     held_back: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # A learned choice (``workflows/bandit.py``): the decision ("silence/step-2") and the
+    # cohort whose counts chose ``offer_id``.
+    decision: str | None = Field(default=None, max_length=64)
+    arm_cohort: str | None = Field(default=None, max_length=16)
 
 
 class EngagementCredit(SQLModel, table=True):
@@ -163,6 +167,19 @@ class EngagementCredit(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=128)
     amount: Decimal = _money()
     at: datetime = _time()
+
+
+class OfferArm(SQLModel, table=True):
+    """What one offer achieved at one decision for one cohort: the counts Thompson
+    sampling draws from, kept as sends and recoveries happen (treated sends only)."""
+
+    __tablename__ = "offer_arm"
+
+    decision: str = Field(primary_key=True, max_length=64)
+    cohort: str = Field(primary_key=True, max_length=16)
+    offer_id: str = Field(primary_key=True, max_length=64)
+    sent: int = 0
+    recovered: int = 0
 
 
 class WalletEntry(SQLModel, table=True):

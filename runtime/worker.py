@@ -68,6 +68,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             engagements.send_engagement,
             engagements.record_outcomes,
             engagements.record_attributions,
+            engagements.choose_offer,
             erasure.erase_customer,
             campaigns.record_campaign_contacts,
             campaigns.audience_page,

@@ -70,7 +70,7 @@ async def test_consent_withdrawn_mid_ladder_falls_back_then_skips(
 
     assert [(e.step_name, e.channel) for e in await engagements(database_url, "cora")] == [
         ("we miss you", "email"),
-        ("10% offer", "push"),
+        ("an offer", "push"),
     ]
     skipped = [e.summary for e in view.state.timeline if e.kind == "engagement_skipped"]
     assert len(skipped) == 2

@@ -78,7 +78,7 @@ async def test_silence_climbs_the_ladder_step_by_step(
     assert view.state.line_position == LinePosition.BELOW
 
     sent = await engagements(db_url, "silent")
-    assert [e.step_name for e in sent] == ["we miss you", "10% offer", "free shipping"]
+    assert [e.step_name for e in sent] == ["we miss you", "an offer", "free shipping"]
     assert [e.cost for e in sent] == sorted(e.cost for e in sent)
     # On the journey's clock: flatline at day 30, then one step per 5-day window.
     sent_at = [e.at - start for e in view.state.timeline if e.kind == "engagement_sent"]
@@ -115,7 +115,7 @@ async def test_an_open_answers_a_step_and_only_a_purchase_wins_the_ladder(
     # purchase a conversion.
     assert [(e.step_name, e.outcome) for e in await engagements(db_url, "opener")] == [
         ("we miss you", "no_response"),
-        ("10% offer", "responded"),
+        ("an offer", "responded"),
         ("free shipping", "converted"),
     ]
 
@@ -166,7 +166,7 @@ async def test_the_cost_ceiling_stops_the_climb(
     assert view.state.line_position == LinePosition.BELOW
     assert [e.step_name for e in await engagements(db_url, "thrifty")] == [
         "we miss you",
-        "10% offer",
+        "an offer",
     ]
     assert remediation(view).spend == Decimal("2.05")
     dormant = [e.summary for e in view.state.timeline if e.kind == "dormant"]

@@ -24,7 +24,7 @@ async def test_a_declined_payment_climbs_until_the_customer_pays(kit: Scenario) 
     sent = await kit.sent("pat")
     assert [(m.day, m.name, m.channel, m.outcome) for m in sent if m.cause == "payment_failed"] == [
         (1, "update your payment method", "email", "no_response"),
-        (2, "payment reminder", "sms", "responded"),
+        (2, "payment reminder", "sms", "converted"),
     ]
     remediation = await kit.state("pat", REMEDIATION)
     assert remediation is not None

@@ -63,6 +63,12 @@ CATALOGUE: dict[str, Offer] = {
             cost=Decimal("2.00"),
         ),
         Offer(
+            offer_id="five-off",
+            kind=OfferKind.DILUTIVE,
+            description="$5 off an order of $40 or more",
+            cost=Decimal("2.00"),
+        ),
+        Offer(
             offer_id="free-shipping",
             kind=OfferKind.DILUTIVE,
             description="free shipping on the next order",
@@ -97,6 +103,19 @@ CATALOGUE: dict[str, Offer] = {
         ),
     )
 }
+
+
+def learnable(offer_ids: tuple[str, ...], lifetime_value: Decimal) -> tuple[str, ...]:
+    """The offers a decision may choose between for this customer: those the customer is
+    eligible for, and only the generative ones when there are any (new behaviour is worth
+    trying before margin is given away)."""
+    eligible = [
+        offer_id
+        for offer_id in offer_ids
+        if lifetime_value >= CATALOGUE[offer_id].min_lifetime_value
+    ]
+    generative = [o for o in eligible if CATALOGUE[o].kind == OfferKind.GENERATIVE]
+    return tuple(generative or eligible)
 
 
 def points_multiplier(offer_id: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.bandit import LearningRules
 from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
 from workflows.holdout import HoldoutRules
@@ -63,6 +64,9 @@ class JourneyConfig(BaseModel):
     # The share of customers each programme holds back as a control group
     # (workflows/holdout.py).
     holdouts: HoldoutRules = HoldoutRules()
+    # How decisions with several eligible offers learn which recovers more
+    # (workflows/bandit.py).
+    learning: LearningRules = LearningRules()
 
     @model_validator(mode="after")
     def _programmes_known(self) -> JourneyConfig:

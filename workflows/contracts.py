@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from workflows.bandit import LearningRules
 from workflows.calendar import Campaign
 from workflows.cohorts import Cohort, CohortRules
 from workflows.events import CustomerEvent
@@ -23,6 +24,7 @@ RECORD_OUTCOMES = "record_outcomes"
 RECORD_CAMPAIGN_CONTACTS = "record_campaign_contacts"
 RECORD_HOLDOUTS = "record_holdouts"
 RECORD_ATTRIBUTIONS = "record_attributions"
+CHOOSE_OFFER = "choose_offer"
 AUDIENCE_PAGE = "audience_page"
 SIGNAL_AUDIENCE = "signal_audience"
 CAMPAIGN_RESULTS = "campaign_results"
@@ -59,6 +61,18 @@ class EngagementRequest(BaseModel):
     # A ghost for a customer in the control group: recorded, at no cost, not delivered,
     # no offer in the wallet.
     held_back: bool = False
+    # A learned choice: its decision and the cohort whose counts it adds to.
+    decision: str | None = None
+    arm_cohort: str | None = None
+
+
+class OfferChoiceRequest(BaseModel):
+    """Choose one of ``arms`` at ``decision`` (``workflows/bandit.py``)."""
+
+    decision: str
+    cohort: str
+    arms: list[str] = Field(min_length=1)
+    rules: LearningRules
 
 
 class EngagementResult(BaseModel):

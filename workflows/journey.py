@@ -27,8 +27,11 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from workflows import contact, details, engine, operator, search
+    from workflows.bandit import Choice
     from workflows.calendar import Campaign
+    from workflows.catalogue import CATALOGUE
     from workflows.contracts import (
+        CHOOSE_OFFER,
         ERASE_CUSTOMER,
         RECORD_ATTRIBUTIONS,
         RECORD_EVENTS,
@@ -41,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         EraseRequest,
         EraseResult,
         ErasureRequest,
+        OfferChoiceRequest,
         Outcome,
         RecordAttributionsRequest,
         RecordEventsRequest,
@@ -55,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.registry import CAMPAIGNS, PROGRAMMES
     from workflows.state import JourneyInput, JourneyState, JourneyView
     from workflows.telemetry import JourneyTelemetry
+    from workflows.timeline import money
 
 EVENT_SIGNAL = "event"
 CAMPAIGN_SIGNAL = "campaign"
@@ -79,6 +84,9 @@ ENGAGEMENT_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["UnknownChannel", "DeliveryRefused"],
 )
+# A choice among offers is a read: if the store cannot answer soon, the step makes its
+# own offer rather than wait.
+CHOICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
 
 def journey_id(customer_id: str) -> str:
@@ -445,6 +453,8 @@ class CustomerJourney:
                 engagement = engagement.model_copy(
                     update={"channel": channel, "held_back": held_back}
                 )
+        if len(engagement.arms) > 1 and not engagement.held_back and self._config.learning.enabled:
+            engagement = await self._choose_offer(programme.name, engagement)
         failure = await self._send(engagement)
         journey = self._journey()
         state = programme.state_in(self._state)
@@ -470,6 +480,43 @@ class CustomerJourney:
         programme.put(self._state, after)
         self._told(journey)
 
+    async def _choose_offer(self, programme: str, engagement: Engagement) -> Engagement:
+        """Which of the engagement's offers to make, by Thompson sampling over what each
+        recovered for the customer's cohort. Drawn in an activity, so that replay reads
+        the choice from history and never draws again."""
+        cohort = self._state.cohort.value if self._state.cohort else "none"
+        request = OfferChoiceRequest(
+            decision=engagement.decision,
+            cohort=cohort,
+            arms=list(engagement.arms),
+            rules=self._config.learning,
+        )
+        try:
+            choice = await workflow.execute_local_activity(
+                CHOOSE_OFFER,
+                request,
+                result_type=Choice,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=CHOICE_RETRY,
+                summary=f"choose among {', '.join(engagement.arms)}",
+            )
+        except ActivityError as err:
+            why = f"{engagement.offer_id}, the step's own offer: no choice ({err.cause or err})"
+            engine.note_engagement(self._journey(), programme, engagement, "offer_chosen", why)
+            return engagement.model_copy(update={"arms": ()})
+        engine.note_engagement(self._journey(), programme, engagement, "offer_chosen", choice.why())
+        cost = CATALOGUE[choice.offer_id].cost
+        chosen = engagement.model_copy(
+            update={
+                "offer_id": choice.offer_id,
+                "cost": cost,
+                "after": f" ({choice.offer_id}, {money(cost)})",
+                "learned_in": cohort,
+            }
+        )
+        self._telemetry.offer_chosen(chosen, choice.explored)
+        return chosen
+
     async def _send(self, engagement: Engagement) -> str | None:
         """Send one engagement, at most once (the key); returns why it failed, if it did."""
         request = EngagementRequest(
@@ -484,6 +531,8 @@ class CustomerJourney:
             offer_id=engagement.offer_id,
             offer_category=engagement.offer_category,
             held_back=engagement.held_back,
+            decision=engagement.decision if engagement.learned_in else None,
+            arm_cohort=engagement.learned_in,
         )
         self._sending = True
         try:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.catalogue import CATALOGUE
 from workflows.events import EventType, Response
 
 
@@ -24,8 +25,26 @@ class LadderStep(BaseModel):
     channel: str
     cost: Decimal
     offer_id: str | None = None
+    # Other offers the step may make instead: the journey learns which recovers more
+    # (``workflows/bandit.py``). None may cost more than the step.
+    alternatives: tuple[str, ...] = ()
     # None: the journey's configured response window.
     response_window: timedelta | None = None
+
+    @model_validator(mode="after")
+    def _alternatives_fit(self) -> LadderStep:
+        for offer_id in self.alternatives:
+            offer = CATALOGUE.get(offer_id)
+            if offer is None or offer.cost > self.cost:
+                raise ValueError(f"{self.name}: {offer_id} is not an offer within the step's cost")
+        if self.alternatives and self.offer_id is None:
+            raise ValueError(f"{self.name}: alternatives need the step's own offer")
+        return self
+
+    @property
+    def offers(self) -> tuple[str, ...]:
+        """Every offer the step may make, its own first."""
+        return (self.offer_id, *self.alternatives) if self.offer_id else ()
 
 
 class Ladder(BaseModel):
@@ -65,7 +84,13 @@ SILENCE = Ladder(
     resolved_by_0_1=WON_BACK_0_1,
     steps=(
         LadderStep(name="we miss you", channel="email", cost=Decimal("0.05")),
-        LadderStep(name="10% offer", channel="email", cost=Decimal("2.00"), offer_id="pct10"),
+        LadderStep(
+            name="an offer",
+            channel="email",
+            cost=Decimal("2.00"),
+            offer_id="pct10",
+            alternatives=("five-off",),
+        ),
         LadderStep(
             name="free shipping", channel="push", cost=Decimal("6.00"), offer_id="free-shipping"
         ),

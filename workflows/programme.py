@@ -79,10 +79,21 @@ class Engagement(BaseModel):
     # Set by the engagement path for a customer in the programme's control group: it
     # goes out as a ghost, recorded but not delivered (workflows/holdout.py).
     held_back: bool = False
+    # The offers it may make instead of ``offer_id`` (which is the first): with more
+    # than one, the engagement path learns which (workflows/bandit.py).
+    arms: tuple[str, ...] = ()
+    # Set by the engagement path once it has chosen among ``arms``: the cohort whose
+    # counts chose.
+    learned_in: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.series}/step-{self.step}"
+
+    @property
+    def decision(self) -> str:
+        """Where a choice among offers is made: the same step of every run of a ladder."""
+        return f"{self.cause}/step-{self.step}"
 
     @property
     def summary(self) -> str:

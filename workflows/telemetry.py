@@ -12,6 +12,8 @@ also labelled with the namespace, task queue and workflow type:
 - ``equator_remediation_cost_cents{cause}``: what remediation ladders spent.
 - ``equator_remediations_won{cause}``: ladders won by the customer's response.
 - ``equator_flatlines_detected{cause}``: silences long enough to start a ladder.
+- ``equator_offers_chosen{decision, offer_id, explored}``: choices the offers that learn
+  made (``explored``: over the leader's head).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ COUNTERS = {
     "equator_remediation_cost_cents": "What remediation ladders spent, in cents",
     "equator_remediations_won": "Remediation ladders won by the customer's response",
     "equator_flatlines_detected": "Silences long enough to start a ladder",
+    "equator_offers_chosen": "Offers chosen by Thompson sampling, by decision",
 }
 
 
@@ -67,6 +70,10 @@ class JourneyTelemetry:
             {"cause": engagement.cause, "channel": engagement.channel, "step": engagement.step},
         )
         self._log("journey.engagement_held_back", summary=engagement.summary)
+
+    def offer_chosen(self, engagement: Engagement, explored: bool) -> None:
+        attributes = {"decision": engagement.decision, "offer_id": engagement.offer_id or ""}
+        self._add("equator_offers_chosen", 1, {**attributes, "explored": str(explored).lower()})
 
     def engagement_failed(self, engagement: Engagement, failure: str) -> None:
         self._log(

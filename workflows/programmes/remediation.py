@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from workflows.catalogue import CATALOGUE, learnable
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType, Response, polarity, traits
 from workflows.ladders import DORMANT, SILENCE, VIP_CARE_TICKET, Ladder, LadderStep
@@ -239,6 +240,12 @@ class Remediation(Programme[RemediationState]):
             return []
         # Journeys that began before the contact policy existed keep sending as they did.
         contact = Contact.POLICY if journey.patched(Patch.CONTACT_POLICY) else Contact.NONE
+        offer_id, cost = step.offer_id, step.cost
+        arms: tuple[str, ...] = ()
+        # A step with alternatives learns which recovers more (journeys of 0.2).
+        if step.alternatives and journey.patched(Patch.RELEASE_0_2):
+            arms = learnable(step.offers, journey.state.profile.lifetime_value)
+            offer_id, cost = arms[0], CATALOGUE[arms[0]].cost
         return [
             Engagement(
                 cause=run.cause,
@@ -246,11 +253,12 @@ class Remediation(Programme[RemediationState]):
                 step=run.step + 1,
                 name=step.name,
                 channel=step.channel,
-                cost=step.cost,
-                offer_id=step.offer_id,
+                cost=cost,
+                offer_id=offer_id,
+                arms=arms,
                 label=f"step {run.step + 1} of {run.cause} ladder",
                 what=self.step_what(run, step),
-                after=f" ({money(step.cost)})",
+                after=f" ({money(cost)})",
                 contact=contact,
             )
         ]
