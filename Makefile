@@ -39,10 +39,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.api_latency --postgres
 	$(BIN)/python -m bench.scale_out
 
-# Pictures of the Temporal UI as ops see it (Debian's chromium, installed if missing).
+# Pictures of the Temporal UI as ops see it, and of the programme report (Debian's
+# chromium, installed if missing).
 screenshots: $(STAMP)
 	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
 	$(BIN)/python -m scripts.ui_screenshots
+	$(BIN)/python -m scripts.report_screenshot
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -62,9 +62,9 @@ class EngagementActivities:
                     engagement_id=sent.id, sent_at=sent.sent_at, newly_sent=False
                 )
             engagement = Engagement(
-                **request.model_dump(exclude={"offer_category", "cost"}),
+                **request.model_dump(exclude={"offer_category", "cost", "at"}),
                 cost=Decimal(0) if request.held_back else request.cost,
-                sent_at=utcnow(),
+                sent_at=request.at or utcnow(),
             )
             session.add(engagement)
             offer = CATALOGUE.get(request.offer_id) if request.offer_id else None

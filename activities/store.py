@@ -144,7 +144,8 @@ class Engagement(SQLModel, table=True):
     channel: str = Field(max_length=32)
     offer_id: str | None = Field(default=None, max_length=64)
     cost: Decimal = _money()
-    sent_at: datetime = _time()
+    # Indexed for the report's ``--since``.
+    sent_at: datetime = _time(index=True)
     # Whether it led to a response within its window: responded, no_response, converted.
     outcome: str | None = Field(default=None, max_length=16)
     outcome_at: datetime | None = _time(default=None)
@@ -166,7 +167,7 @@ class EngagementCredit(SQLModel, table=True):
     idempotency_key: str = Field(primary_key=True, max_length=256)
     event_id: str = Field(primary_key=True, max_length=128)
     amount: Decimal = _money()
-    at: datetime = _time()
+    at: datetime = _time(index=True)
 
 
 class OfferArm(SQLModel, table=True):

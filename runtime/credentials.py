@@ -1,4 +1,5 @@
-"""Who is calling: API keys (bearer) and signed webhooks (HMAC-SHA256), as pure functions.
+"""Who is calling and what they may do: API keys (bearer) with their source's scopes, and
+signed webhooks (HMAC-SHA256), as pure functions.
 
 Keys are random, so one SHA-256 is enough to store them safely (a slow password hash
 buys nothing against 256 bits of entropy); only the hash is ever configured. Webhooks
@@ -14,6 +15,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -24,15 +26,36 @@ HASH_PREFIX = "sha256:"
 SIGNATURE_HEADER = "Equator-Signature"
 
 
+class Scope(StrEnum):
+    """What a source's API keys may do; each keyed route requires one."""
+
+    EVENTS_WRITE = "events:write"
+    JOURNEYS_READ = "journeys:read"
+    CUSTOMERS_ERASE = "customers:erase"
+    REPORTS_READ = "reports:read"
+    # Steering journeys (pause, skip a step, …); the CLI does that through Temporal today.
+    OPERATE = "operate"
+
+
+# The rights of a source configured before scopes existed: what every key could do then.
+LEGACY_SCOPES = frozenset({Scope.EVENTS_WRITE, Scope.JOURNEYS_READ, Scope.CUSTOMERS_ERASE})
+
+
 class Source(BaseModel):
-    """An event source: the keys it calls with and, for webhooks, the secrets it signs
-    with. Several of each let a key or a secret be rotated without downtime."""
+    """An event source: the keys it calls with, what they may do, and, for webhooks, the
+    secrets it signs with. Several keys or secrets let one be rotated without downtime."""
 
     model_config = ConfigDict(frozen=True)
 
     name: Label
     key_hashes: tuple[str, ...] = ()
+    # None: configured before scopes existed; deprecated, it keeps ``LEGACY_SCOPES``.
+    scopes: frozenset[Scope] | None = None
     webhook_secrets: tuple[SecretStr, ...] = ()
+
+    @property
+    def granted(self) -> frozenset[Scope]:
+        return LEGACY_SCOPES if self.scopes is None else self.scopes
 
     @field_validator("key_hashes")
     @classmethod

@@ -4,7 +4,8 @@ Nested settings use ``__``: journey windows as ``EQUATOR_JOURNEY__SILENCE_DEFAUL
 (ISO 8601 durations, or seconds), the ingest API as ``EQUATOR_INGEST__PORT=8000`` and its
 sources as JSON::
 
-    EQUATOR_INGEST__SOURCES='[{"name": "pos", "key_hashes": ["sha256:…"]},
+    EQUATOR_INGEST__SOURCES='[{"name": "pos", "key_hashes": ["sha256:…"],
+                               "scopes": ["events:write"]},
                               {"name": "mailer", "webhook_secrets": ["…"]}]'
 """
 

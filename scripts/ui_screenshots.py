@@ -63,13 +63,19 @@ class Page:
                 return result
 
     async def photograph(
-        self, url: str, showing: str, path: Path, height: int = 1000, within: float = 30
+        self,
+        url: str,
+        showing: str,
+        path: Path,
+        height: int = 1000,
+        within: float = 30,
+        width: int = 1600,
     ) -> None:
-        """Open ``url`` in a 1600 by ``height`` window, wait until its text includes
+        """Open ``url`` in a ``width`` by ``height`` window, wait until its text includes
         ``showing``, save a PNG."""
         await self.call(
             "Emulation.setDeviceMetricsOverride",
-            width=1600,
+            width=width,
             height=height,
             deviceScaleFactor=1,
             mobile=False,

@@ -1,14 +1,18 @@
-"""The ingest API: event sources send customer events over HTTP, without knowing Temporal.
+"""The ingest API: event sources send customer events over HTTP, without knowing Temporal;
+journeys and the programme report are read from it.
 
-Every ``/v1`` call is authenticated before its body is read: a bearer API key, or, for
-webhooks, an HMAC signature. Bodies are parsed here rather than by FastAPI so that a
-caller without credentials learns nothing about validation, and so that each event of a
-batch is validated (and may fail) on its own. The OpenAPI document still describes every
-body, from the same models (``service/openapi.py``).
+Every ``/v1`` call is authenticated before its body is read: a bearer API key whose source
+holds the route's scope, or, for webhooks, an HMAC signature. Bodies are parsed here
+rather than by FastAPI so that a caller without credentials learns nothing about
+validation, and so that each event of a batch is validated (and may fail) on its own.
+The OpenAPI document still describes every body, from the same models
+(``service/openapi.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import time
 import uuid
@@ -18,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,6 +36,7 @@ from activities.journeys import JourneyClosedError
 from activities.store import Store
 from runtime.credentials import (
     SIGNATURE_HEADER,
+    Scope,
     SignatureError,
     Source,
     source_for_key,
@@ -53,6 +59,8 @@ from service.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
 from service.middleware import BodyLimit, RequestLog
 from service.openapi import document_body, install_openapi
 from service.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
+from service.report_chart import page
+from service.reports import MOMENT_PATTERN, ProgrammeReport, parse_since, programme_report
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
 from workflows.state import JourneyView
@@ -82,7 +90,8 @@ def create_app(services: Services) -> FastAPI:
         version="1",
         summary="Customer events in, durable customer journeys out.",
         description=(
-            "Every `/v1` call needs `Authorization: Bearer <API key>`; webhooks are signed "
+            "Every `/v1` call needs `Authorization: Bearer <API key>`, and the key's source "
+            "needs the route's scope (`403` names the one missing); webhooks are signed "
             f"instead (`{SIGNATURE_HEADER}`). Errors are RFC 9457 problem details that "
             "name each field at fault."
         ),
@@ -130,14 +139,21 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 async def api_key_source(
     request: Request,
+    security_scopes: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     services: ServicesDep,
 ) -> Source:
+    """The caller's source, once its key is known (401) and holds the route's scopes (403)."""
     source = credentials and source_for_key(services.settings.sources, credentials.credentials)
     if not source:
         log.info("auth.refused", reason="missing or unknown API key")
         raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
     structlog.contextvars.bind_contextvars(source=source.name)
+    missing = [scope for scope in security_scopes.scopes if scope not in source.granted]
+    if missing:
+        log.info("auth.forbidden", missing_scopes=missing)
+        detail = f"the API key of source {source.name!r} lacks the scope {', '.join(missing)}"
+        raise ProblemError(Problem(title="Forbidden", status=403, detail=detail))
     _known_query_only(request)
     return source
 
@@ -176,7 +192,11 @@ def _known_query_only(request: Request) -> None:
         raise ProblemError(invalid(errors, "Invalid request"))
 
 
-ApiKeySource = Annotated[Source, Depends(api_key_source)]
+# A keyed route states its scope in its source's type: checked, and in the OpenAPI document.
+EventsWriter = Annotated[Source, Security(api_key_source, scopes=[Scope.EVENTS_WRITE])]
+JourneysReader = Annotated[Source, Security(api_key_source, scopes=[Scope.JOURNEYS_READ])]
+CustomersEraser = Annotated[Source, Security(api_key_source, scopes=[Scope.CUSTOMERS_ERASE])]
+ReportsReader = Annotated[Source, Security(api_key_source, scopes=[Scope.REPORTS_READ])]
 SignedSource = Annotated[Source, Depends(signed_source)]
 CustomerReturned = Annotated[
     bool,
@@ -192,19 +212,19 @@ CustomerReturned = Annotated[
     status_code=202,
     response_model=Accepted,
     summary="Send one customer event",
-    responses=_problems(400, 401, 409, 413, 422, 503),
+    responses=_problems(400, 401, 403, 409, 413, 422, 503),
     openapi_extra=document_body("CustomerEvent"),
     tags=["events"],
 )
 async def post_event(
     request: Request,
-    source: ApiKeySource,
+    source: EventsWriter,
     services: ServicesDep,
     customer_returned: CustomerReturned = False,
 ) -> Accepted:
-    """Durable before acknowledged: a 202 means the event reached Temporal and will reach
-    the journey, even if no worker is running. Resending the same `event_id` answers 202
-    with `duplicate: true` and changes nothing."""
+    """Scope `events:write`. Durable before acknowledged: a 202 means the event reached
+    Temporal and will reach the journey, even if no worker is running. Resending the same
+    `event_id` answers 202 with `duplicate: true` and changes nothing."""
     event = _admit(_parse_json(await request.body()), source, services.settings)
     structlog.contextvars.bind_contextvars(customer_id=event.customer_id, event_id=event.event_id)
     [outcome] = await services.ingest.deliver([event], customer_returned)
@@ -222,20 +242,20 @@ async def post_event(
     "/v1/events:batch",
     response_model=BatchResult,
     summary="Send up to 500 customer events",
-    responses={**_problems(400, 401, 413, 422), **_partly_unavailable("events")},
+    responses={**_problems(400, 401, 403, 413, 422), **_partly_unavailable("events")},
     openapi_extra=document_body("EventBatch"),
     tags=["events"],
 )
 async def post_batch(
     request: Request,
-    source: ApiKeySource,
+    source: EventsWriter,
     services: ServicesDep,
     customer_returned: CustomerReturned = False,
 ) -> JSONResponse:
-    """One result per event, in order: accepted, duplicate, rejected (with the problem) or
-    unavailable. One bad event does not reject the others. If any event is unavailable
-    the answer is 503 with `Retry-After`: resend the whole batch; what was accepted comes
-    back as duplicates."""
+    """Scope `events:write`. One result per event, in order: accepted, duplicate, rejected
+    (with the problem) or unavailable. One bad event does not reject the others. If any
+    event is unavailable the answer is 503 with `Retry-After`: resend the whole batch;
+    what was accepted comes back as duplicates."""
     batch = _parse(EventBatch, await request.body(), "Invalid batch")
     return await _deliver_batch(
         batch.events,
@@ -279,11 +299,12 @@ async def post_email_webhook(
     "/v1/customers/{customer_id}/journey",
     response_model=JourneyView,
     summary="A customer's journey: line position, ladder and step, recent events",
-    responses=_problems(401, 404, 422, 503),
+    description="Scope `journeys:read`.",
+    responses=_problems(401, 403, 404, 422, 503),
     tags=["journeys"],
 )
 async def get_journey(
-    customer_id: Annotated[Identifier, Path()], _: ApiKeySource, services: ServicesDep
+    customer_id: Annotated[Identifier, Path()], _: JourneysReader, services: ServicesDep
 ) -> JourneyView:
     structlog.contextvars.bind_contextvars(customer_id=customer_id)
     try:
@@ -305,15 +326,16 @@ async def get_journey(
     status_code=202,
     response_model=ErasureAccepted,
     summary="Erase a customer (the right to be forgotten)",
-    responses=_problems(401, 404, 409, 422, 503),
+    responses=_problems(401, 403, 404, 409, 422, 503),
     tags=["journeys"],
 )
 async def erase_customer(
-    customer_id: Annotated[Identifier, Path()], _: ApiKeySource, services: ServicesDep
+    customer_id: Annotated[Identifier, Path()], _: CustomersEraser, services: ServicesDep
 ) -> ErasureAccepted:
-    """The journey deletes the customer's personal data from the store (profile, events,
-    receipts, messages; engagements stay as anonymous spend) and ends. Later events for
-    the id are refused with 409 unless sent with `customer_returned=true`."""
+    """Scope `customers:erase`. The journey deletes the customer's personal data from the
+    store (profile, events, receipts, messages; engagements stay as anonymous spend) and
+    ends. Later events for the id are refused with 409 unless sent with
+    `customer_returned=true`."""
     request_id = f"erase-{uuid.uuid4()}"
     structlog.contextvars.bind_contextvars(customer_id=customer_id, request_id=request_id)
     try:
@@ -331,6 +353,85 @@ async def erase_customer(
             services.retry_after,
         ) from None
     return ErasureAccepted(journey_id=journey_id(customer_id), request_id=request_id)
+
+
+Since = Annotated[
+    Annotated[
+        datetime,
+        BeforeValidator(parse_since),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": f"^{MOMENT_PATTERN}$",
+                "examples": ["2026-11-01", "2026-11-01T09:00:00+01:00"],
+            }
+        ),
+    ]
+    | None,
+    Query(
+        description="Only engagements sent from this moment on: a date (its midnight, UTC) "
+        "or a date and time (RFC 3339; without an offset, UTC)."
+    ),
+]
+
+
+@router.get(
+    "/v1/reports/programmes",
+    response_model=ProgrammeReport,
+    summary="The programme report: per ladder and step, reach, cost, and uplift",
+    responses=_problems(401, 403, 422, 503),
+    tags=["reports"],
+)
+async def get_programme_report(
+    _: ReportsReader, services: ServicesDep, since: Since = None
+) -> ProgrammeReport:
+    """Scope `reports:read`. Per ladder (or programme) and step: customers reached and held
+    back, who responded, who recovered (treated against control), revenue credited, cost,
+    and the incremental recovery rate and revenue per customer over the control group with
+    95% intervals (`null`: not enough data, below 30 customers in either group)."""
+    return await _programme_report(services, since)
+
+
+@router.get(
+    "/v1/reports/programmes.html",
+    response_class=HTMLResponse,
+    summary="The programme report as a page: charts per ladder, and the table",
+    responses={
+        200: {"description": "A self-contained page (plotly.js inlined): it works offline."},
+        **_problems(401, 403, 422, 503),
+    },
+    tags=["reports"],
+)
+async def get_programme_report_page(
+    request: Request, _: ReportsReader, services: ServicesDep, since: Since = None
+) -> HTMLResponse:
+    """Scope `reports:read`. Per ladder (or programme): recovery rate by step, treated
+    against control, and cumulative cost against cumulative incremental revenue; then the
+    figures of `GET /v1/reports/programmes` as a table."""
+    report = await _programme_report(services, since)
+    compress = "gzip" in request.headers.get("accept-encoding", "")
+    body, headers = await asyncio.to_thread(_page, report, compress)
+    return HTMLResponse(body, headers=headers)
+
+
+async def _programme_report(services: Services, since: datetime | None) -> ProgrammeReport:
+    try:
+        return await programme_report(services.store, since)
+    except (SQLAlchemyError, OSError) as err:
+        log.warning("report.failed", error=str(err))
+        raise ProblemError(
+            Problem(title="Unavailable", status=503, detail="the store is unreachable; retry"),
+            services.retry_after,
+        ) from None
+
+
+def _page(report: ProgrammeReport, compress: bool) -> tuple[bytes, dict[str, str]]:
+    """Drawn, and compressed when the caller takes gzip, off the event loop: the page
+    carries plotly.js (4.8 MB, 1.5 MB compressed)."""
+    body = page(report).encode()
+    if not compress:
+        return body, {"Vary": "Accept-Encoding"}
+    return gzip.compress(body, 5), {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up", tags=["health"])

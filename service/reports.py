@@ -1,6 +1,8 @@
 """The programme report: per ladder (or programme) and step, what engagement reached,
 what it cost, and what it achieved over the control group. Computed in SQL over the
 store (the same query on SQLite and Postgres), then compared in ``service.uplift``.
+``equator report`` prints it, the API serves it (``GET /v1/reports/programmes``), and
+``service.report_chart`` draws it.
 
 Per step, a customer counts once in their group (treated: sent; control: a ghost):
 - responded: an outcome of ``responded`` or ``converted`` filed for the engagement;
@@ -10,16 +12,19 @@ Per step, a customer counts once in their group (treated: sent; control: a ghost
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Integer, and_, case, func, literal, select, type_coerce
+from sqlalchemy import BigInteger, Integer, Select, and_, case, func, literal, select, type_coerce
 from sqlmodel import col
 
 from activities.erasure import ERASED
 from activities.store import Engagement, EngagementCredit, Store
+from service.offer_report import OfferArmReport, offer_report
 from service.uplift import MINIMUM_PER_GROUP, Estimate, mean_difference, rate_difference
 
 RESPONSES = ("responded", "converted")
@@ -59,17 +64,68 @@ class StepReport(BaseModel):
     incremental_revenue_per_customer: Interval | None
 
 
-async def programme_report(store: Store, since: datetime | None = None) -> list[StepReport]:
-    """Every ladder's (or programme's) steps, in order."""
-    return assemble(await _groups(store, since))
+class ProgrammeReport(BaseModel):
+    generated_at: datetime
+    # Engagements sent from this moment on; None: all of them.
+    since: datetime | None
+    # Every ladder's (or programme's) steps, in order.
+    steps: list[StepReport]
+    # What the offers that learn made at each decision, and what each recovered.
+    offers: list[OfferArmReport] = []
+
+
+async def programme_report(store: Store, since: datetime | None = None) -> ProgrammeReport:
+    steps = assemble(await _groups(store, since))
+    offers = await offer_report(store, since)
+    return ProgrammeReport(generated_at=datetime.now(UTC), since=since, steps=steps, offers=offers)
+
+
+# What ``since`` accepts: a date, or a date and time (RFC 3339 when it has an offset).
+# Unix seconds and ISO 8601's rarer forms are refused rather than guessed at.
+MOMENT_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+
+
+def parse_since(text: str) -> datetime:
+    """A ``since`` as UTC; a date is its midnight, and a time without an offset is UTC."""
+    if not re.fullmatch(MOMENT_PATTERN, text):
+        raise ValueError("expected a date or a date and time, e.g. 2026-11-01T09:00:00+01:00")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, str, bool], Group]:
+    async with store.reading() as session:
+        connection = await session.connection()
+        rows = (await connection.execute(groups_query(since))).all()
+    return {
+        (cause, step, name, bool(held_back)): Group(
+            customers=customers,
+            responded=int(answered or 0),
+            recovered=int(back or 0),
+            revenue=Decimal(int(total or 0)) / 100,
+            revenue_squares=float(squares or 0) / 100**2,
+            cost=Decimal(int(spent or 0)) / 100,
+        )
+        for cause, step, name, held_back, customers, answered, back, total, squares, spent in rows
+    }
+
+
+def groups_query(since: datetime | None) -> Select[Any]:
+    """Per ladder, step and group: customers, responded, recovered, revenue (and its
+    squares) and cost; each customer counted once per step and group."""
+    # A credit comes after its engagement: since ``since``, only newer credits count.
+    credits_since = [] if since is None else [col(EngagementCredit.at) >= since]
     credited = (
         select(
             col(EngagementCredit.idempotency_key),
             func.sum(type_coerce(EngagementCredit.amount, BigInteger)).label("cents"),
         )
+        .where(*credits_since)
         .group_by(col(EngagementCredit.idempotency_key))
         .subquery()
     )
@@ -103,7 +159,7 @@ async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, 
         .subquery()
     )
     c = per_customer.c
-    query = select(
+    return select(
         c.cause,
         c.step,
         func.min(c.step_name),
@@ -115,20 +171,6 @@ async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, 
         func.sum(c.cents * c.cents),
         func.sum(c.cost),
     ).group_by(c.cause, c.step, c.held_back)
-    async with store.reading() as session:
-        connection = await session.connection()
-        rows = (await connection.execute(query)).all()
-    return {
-        (cause, step, name, bool(held_back)): Group(
-            customers=customers,
-            responded=int(answered or 0),
-            recovered=int(back or 0),
-            revenue=Decimal(int(total or 0)) / 100,
-            revenue_squares=float(squares or 0) / 100**2,
-            cost=Decimal(int(spent or 0)) / 100,
-        )
-        for cause, step, name, held_back, customers, answered, back, total, squares, spent in rows
-    }
 
 
 def assemble(groups: dict[tuple[str, int, str, bool], Group]) -> list[StepReport]:
@@ -174,28 +216,51 @@ def _uplift(treated: Group, control: Group) -> dict[str, Interval | None]:
     }
 
 
+COLUMNS = (
+    "ladder / programme",
+    "step",
+    "reached",
+    "held back",
+    "responded",
+    "recovered",
+    "revenue",
+    "cost",
+    "cost per recovered",
+    "incremental recovery",
+    "incremental revenue per customer",
+)
+FOOTNOTE = (
+    f"Intervals are 95%; below {MINIMUM_PER_GROUP} customers in either group, not enough data."
+)
+
+
+def cells(r: StepReport) -> tuple[str, ...]:
+    """One step's figures as printed, under ``COLUMNS``: the terminal and the page agree."""
+    t, c = r.treated, r.control
+    per = f"${r.cost_per_recovered:,.2f}" if r.cost_per_recovered is not None else "—"
+    return (
+        r.cause,
+        f"{r.step} {r.step_name}",
+        str(t.customers),
+        str(c.customers),
+        str(t.responded),
+        f"{t.recovered} vs {c.recovered}",
+        f"${t.revenue:,.2f}",
+        f"${t.cost:,.2f}",
+        per,
+        _percent(r.incremental_recovery_rate),
+        _money(r.incremental_revenue_per_customer),
+    )
+
+
 def table(reports: Sequence[StepReport]) -> str:
     """The report for a terminal: a row per step."""
     lines = [
-        "| ladder / programme | step | reached | held back | responded | recovered "
-        "| revenue | cost | cost per recovered | incremental recovery | incremental revenue "
-        "per customer |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(COLUMNS) + " |",
+        "| " + " | ".join("---" for _ in COLUMNS) + " |",
+        *("| " + " | ".join(cells(r)) + " |" for r in reports),
     ]
-    for r in reports:
-        t, c = r.treated, r.control
-        per = f"${r.cost_per_recovered:,.2f}" if r.cost_per_recovered is not None else "—"
-        lines.append(
-            f"| {r.cause} | {r.step} {r.step_name} | {t.customers} | {c.customers} "
-            f"| {t.responded} | {t.recovered} vs {c.recovered} | ${t.revenue:,.2f} "
-            f"| ${t.cost:,.2f} | {per} | {_percent(r.incremental_recovery_rate)} "
-            f"| {_money(r.incremental_revenue_per_customer)} |"
-        )
-    lines.append(
-        f"\nIntervals are 95%; below {MINIMUM_PER_GROUP} customers in either group, "
-        "not enough data."
-    )
-    return "\n".join(lines)
+    return "\n".join(lines) + f"\n\n{FOOTNOTE}"
 
 
 def _percent(interval: Interval | None) -> str:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 
+import structlog
 import uvicorn
 
 from activities.store import Store
+from runtime.credentials import LEGACY_SCOPES, Source
 from runtime.settings import Settings
 from runtime.temporal import connect
 from service.api import Services, create_app
 from service.ingest import Ingest
+
+log = structlog.get_logger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -47,6 +52,7 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
     port or an unreachable store fails with its own error. Temporal is connected lazily:
     the API starts (and answers 503, and says it is not ready) while Temporal is down."""
     ingest_settings = settings.ingest
+    warn_of_unscoped_keys(ingest_settings.sources)
     family = socket.AF_INET6 if ":" in ingest_settings.host else socket.AF_INET
     sock = _listening_socket(family, ingest_settings.host, ingest_settings.port)
     store = Store(settings.database_url)
@@ -78,3 +84,18 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         sock.close()
         await store.close()
+
+
+def warn_of_unscoped_keys(sources: Sequence[Source]) -> None:
+    """A source configured before scopes existed keeps what its keys could do then: say
+    so, once per start, with the entry that narrows it."""
+    legacy = json.dumps(sorted(scope.value for scope in LEGACY_SCOPES))
+    for source in sources:
+        if source.key_hashes and source.scopes is None:
+            log.warning(
+                "auth.unscoped_source",
+                source=source.name,
+                advice=f'keys without scopes are deprecated: add "scopes": {legacy} to the '
+                f"{source.name} entry of EQUATOR_INGEST__SOURCES, less what it does not use "
+                '(a source that only sends events needs ["events:write"])',
+            )

@@ -21,13 +21,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.store import Store
-from runtime.credentials import hash_key, new_key
+from runtime.credentials import Scope, hash_key, new_key
 from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.telemetry import configure_tracing
 from runtime.temporal import connect, register_search_attributes, steer
 from runtime.worker import run_worker, running_worker
-from service.reports import programme_report, table
+from service.offer_report import offer_table
+from service.report_chart import page
+from service.reports import parse_since, programme_report, table
 from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
@@ -85,7 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="per ladder and step: reach, cost, and uplift over the control group"
     )
-    report.add_argument("--json", action="store_true", help="the report as JSON")
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the report as JSON")
+    output.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write the report as a page of charts and its table (works offline)",
+    )
     report.add_argument(
         "--since", type=_moment, help="engagements from this time on (RFC 3339, or a date)"
     )
@@ -113,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("new-key", help="make an API key for a source, and its hash")
     key.add_argument("source", help="the source's name, e.g. pos or ecommerce")
+    key.add_argument(
+        "--scope",
+        action="append",
+        choices=[scope.value for scope in Scope],
+        help=f"what the source's keys may do, repeatable (default: {Scope.EVENTS_WRITE})",
+    )
     return parser
 
 
@@ -225,26 +240,30 @@ async def _campaigns_sync(settings: Settings, file: Path | None) -> int:
     return 0
 
 
-async def _report(settings: Settings, since: datetime | None, as_json: bool) -> int:
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
     """Read from the store itself: a report is for whoever can reach the database."""
     store = Store(settings.database_url)
     try:
-        reports = await programme_report(store, since)
+        report = await programme_report(store, args.since)
     finally:
         await store.close()
-    if as_json:
-        print(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    elif args.html:
+        await asyncio.to_thread(args.html.write_text, page(report), encoding="utf-8")
+        print(f"wrote {args.html}")
     else:
-        print(table(reports) if reports else "no engagements yet")
+        print(table(report.steps) if report.steps else "no engagements yet")
+        if report.offers:
+            print(f"\nOffers that learn:\n{offer_table(report.offers)}")
     return 0
 
 
 def _moment(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected RFC 3339 or a date, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_since(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
 
 
 async def _campaigns_list(settings: Settings) -> int:
@@ -294,11 +313,15 @@ async def _steer(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_key(source: str) -> int:
+def _new_key(source: str, scopes: Sequence[str]) -> int:
     key = new_key()
+    entry = {
+        "name": source,
+        "key_hashes": [hash_key(key)],
+        "scopes": [scope.value for scope in Scope if scope in scopes],
+    }
     print(f"API key for {source} (give it to the source; it is not stored): {key}")
-    print(f'its entry in EQUATOR_INGEST__SOURCES: {{"name": "{source}", '
-          f'"key_hashes": ["{hash_key(key)}"]}}')  # fmt: skip
+    print(f"its entry in EQUATOR_INGEST__SOURCES: {json.dumps(entry)}")
     return 0
 
 
@@ -324,9 +347,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             case "show":
                 return asyncio.run(_show(settings, args.customer_id, args.json))
             case "report":
-                return asyncio.run(_report(settings, args.since, args.json))
+                return asyncio.run(_report(settings, args))
             case "new-key":
-                return _new_key(args.source)
+                return _new_key(args.source, args.scope or [Scope.EVENTS_WRITE])
             case "temporal":
                 return asyncio.run(_setup(settings))
             case "campaigns" if args.action == "sync":

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
-from runtime.credentials import Source, hash_key, new_key
+from runtime.credentials import Scope, Source, hash_key, new_key
 from runtime.settings import Settings
 from runtime.temporal import connect
 from starter.client import local_key_path
@@ -39,13 +39,17 @@ def installed_binary(name: str) -> str:
 
 def with_local_source(settings: Settings) -> Settings:
     """With no sources configured, the embedded stack accepts a `local` source whose API
-    key and webhook secret it keeps (owner-only) in the data directory."""
+    key and webhook secret it keeps (owner-only) in the data directory. Its key is the
+    owner's, so it may do everything."""
     if settings.ingest.sources:
         return settings
     key = _kept_secret(local_key_path(settings), new_key)
     secret = _kept_secret(settings.data_dir / WEBHOOK_SECRET_FILE, new_key)
     local = Source(
-        name=LOCAL_SOURCE, key_hashes=(hash_key(key),), webhook_secrets=(SecretStr(secret),)
+        name=LOCAL_SOURCE,
+        key_hashes=(hash_key(key),),
+        scopes=frozenset(Scope),
+        webhook_secrets=(SecretStr(secret),),
     )
     ingest = settings.ingest.model_copy(update={"sources": (local,)})
     return settings.model_copy(update={"ingest": ingest})

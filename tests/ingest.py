@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlmodel import func, select
 
 from activities.store import IngestReceipt, LedgerEvent, Store
-from runtime.credentials import Source, hash_key, sign
+from runtime.credentials import Scope, Source, hash_key, sign
 from runtime.settings import IngestSettings, Settings
 from service.serving import running_api
 from starter.client import event_body
@@ -23,6 +23,10 @@ from tests.journeys import NO_HOLDOUTS
 from workflows.config import JourneyConfig
 
 WEBHOOK_SECRET = "whsec-test"
+# Keys of sources with scopes beside the test's own key, whose `pos` source predates
+# scopes (and so keeps what every key could do before them).
+TILL_KEY = "eqk_test-till"  # events:write
+REPORTING_KEY = "eqk_test-reporting"  # reports:read
 
 
 def raw_event(customer_id: str, type: str = "purchase", **overrides: Any) -> dict[str, Any]:
@@ -68,15 +72,22 @@ class Ingest:
 
 
 def settings_for(temporal_address: str, database_url: str, key: str, **ingest: Any) -> Settings:
-    source = Source(
-        name="pos", key_hashes=(hash_key(key),), webhook_secrets=(SecretStr(WEBHOOK_SECRET),)
+    sources = (
+        Source(
+            name="pos", key_hashes=(hash_key(key),), webhook_secrets=(SecretStr(WEBHOOK_SECRET),)
+        ),
+        Source(name="mailer"),
+        Source(name="till", key_hashes=(hash_key(TILL_KEY),), scopes={Scope.EVENTS_WRITE}),
+        Source(
+            name="reporting", key_hashes=(hash_key(REPORTING_KEY),), scopes={Scope.REPORTS_READ}
+        ),
     )
     return Settings(
         temporal_address=temporal_address,
         task_queue=f"api-{uuid.uuid4().hex[:8]}",
         database_url=database_url,
         journey=JourneyConfig(holdouts=NO_HOLDOUTS),
-        ingest=IngestSettings(port=0, sources=(source, Source(name="mailer")), **ingest),
+        ingest=IngestSettings(port=0, sources=sources, **ingest),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.credentials import new_key
 from runtime.worker import running_worker
 from tests.conftest import postgres_database
-from tests.ingest import Ingest, ingest_api, raw_event, settings_for
+from tests.ingest import REPORTING_KEY, TILL_KEY, Ingest, ingest_api, raw_event, settings_for
+from tests.reporting import population
 from tests.servers import eventually
 from workflows.journey import journey_id
 
@@ -341,7 +344,19 @@ async def test_health_readiness_and_the_openapi_document(api: Ingest) -> None:
         "$ref": "#/components/schemas/CustomerEvent"
     }
     assert paths["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
-    assert paths["/v1/events"]["post"]["security"] == [{"HTTPBearer": []}]
+    # Each keyed route names its scope, and may answer 403.
+    scopes = {
+        ("/v1/events", "post"): "events:write",
+        ("/v1/events:batch", "post"): "events:write",
+        ("/v1/customers/{customer_id}/journey", "get"): "journeys:read",
+        ("/v1/customers/{customer_id}", "delete"): "customers:erase",
+        ("/v1/reports/programmes", "get"): "reports:read",
+        ("/v1/reports/programmes.html", "get"): "reports:read",
+    }
+    for (path, method), scope in scopes.items():
+        assert paths[path][method]["security"] == [{"HTTPBearer": [scope]}]
+        assert "403" in paths[path][method]["responses"]
+    assert "security" not in paths["/v1/webhooks/{source}/email"]["post"]
 
 
 async def test_erase_then_a_returning_customer_starts_anew(api: Ingest) -> None:
@@ -367,3 +382,133 @@ async def test_erase_then_a_returning_customer_starts_anew(api: Ingest) -> None:
 
 async def test_erasing_an_unknown_customer_is_404(api: Ingest) -> None:
     assert (await api.http.delete(f"/v1/customers/{customer()}")).status_code == 404
+
+
+async def test_a_key_does_only_what_its_source_is_scoped_to(api: Ingest) -> None:
+    who = customer()
+    async with httpx.AsyncClient(
+        base_url=api.url, headers={"Authorization": f"Bearer {TILL_KEY}"}
+    ) as till:
+        assert (await till.post("/v1/events", json=raw_event(who))).status_code == 202
+        for refused, scope in [
+            (await till.get(f"/v1/customers/{who}/journey"), "journeys:read"),
+            (await till.delete(f"/v1/customers/{who}"), "customers:erase"),
+            (await till.get("/v1/reports/programmes"), "reports:read"),
+        ]:
+            assert refused.status_code == 403
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["title"] == "Forbidden"
+            assert (
+                refused.json()["detail"] == f"the API key of source 'till' lacks the scope {scope}"
+            )
+    # The events were the till's to send; the customer was not its to erase.
+    assert (await state_once(api, who, 1))["events_applied"] == 1
+
+    async with httpx.AsyncClient(
+        base_url=api.url, headers={"Authorization": f"Bearer {REPORTING_KEY}"}
+    ) as reporting:
+        # The scope is checked before the body is read: a bad body learns nothing either.
+        for body in [raw_event(who), {"event_id": 42}]:
+            refused = await reporting.post("/v1/events", json=body)
+            assert refused.status_code == 403
+            assert "events:write" in refused.json()["detail"]
+        refused = await reporting.post("/v1/events:batch", json={"events": [raw_event(who)]})
+        assert refused.status_code == 403
+    assert await api.receipts(who) == 1
+
+
+async def test_a_key_configured_before_scopes_keeps_its_rights_but_reads_no_reports(
+    api: Ingest,
+) -> None:
+    # `pos` has no scopes configured: it sends, reads and erases (the tests above), and
+    # is refused the report, which came after it.
+    for path in ("/v1/reports/programmes", "/v1/reports/programmes.html"):
+        refused = await api.http.get(path)
+        assert refused.status_code == 403
+        assert (
+            refused.json()["detail"] == "the API key of source 'pos' lacks the scope reports:read"
+        )
+        async with httpx.AsyncClient(base_url=api.url) as stranger:
+            assert (await stranger.get(path)).status_code == 401
+
+
+@pytest.fixture(scope="module")
+async def reported(api: Ingest) -> AsyncIterator[httpx.AsyncClient]:
+    """The API, its store holding the known silence population, called with a key
+    scoped to reports."""
+    await population(api.store)
+    headers = {"Authorization": f"Bearer {REPORTING_KEY}"}
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=30) as client:
+        yield client
+
+
+def silence(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The silence ladder's steps (other tests' journeys may have engaged on others)."""
+    return [step for step in document["steps"] if step["cause"] == "silence"]
+
+
+async def test_the_programme_report_as_json(reported: httpx.AsyncClient) -> None:
+    response = await reported.get("/v1/reports/programmes")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["since"] is None
+    assert document["generated_at"]
+    first, second = silence(document)
+    assert (first["step"], first["step_name"]) == (1, "we miss you")
+    assert (first["treated"]["customers"], first["control"]["customers"]) == (60, 40)
+    assert (first["treated"]["recovered"], first["control"]["recovered"]) == (18, 4)
+    assert first["treated"]["revenue"] == "840"
+    assert first["incremental_recovery_rate"]["value"] == pytest.approx(0.2)
+    assert second["incremental_recovery_rate"] is None  # not enough data
+
+    # A date is midnight UTC.
+    since = await reported.get("/v1/reports/programmes", params={"since": "2026-11-03"})
+    assert since.json()["since"] == "2026-11-03T00:00:00Z"
+    assert [step["step"] for step in silence(since.json())] == [2]
+
+
+@pytest.mark.parametrize(
+    ("since", "reason"),
+    [
+        ("yesterday", "expected a date or a date and time"),
+        ("1762000000", "expected a date or a date and time"),  # not unix seconds
+        ("2026-13-01", "month must be in 1..12"),
+        ("0001-01-01T00:00:00+05:00", "out of range once converted to UTC"),
+    ],
+)
+async def test_a_bad_since_is_refused_naming_it(
+    reported: httpx.AsyncClient, since: str, reason: str
+) -> None:
+    for path in ("/v1/reports/programmes", "/v1/reports/programmes.html"):
+        response = await reported.get(path, params={"since": since})
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        [error] = response.json()["errors"]
+        assert error["field"] == "query.since"
+        assert reason in error["reason"]
+
+
+async def test_the_programme_report_as_a_page(reported: httpx.AsyncClient) -> None:
+    response = await reported.get("/v1/reports/programmes.html")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-encoding"] == "gzip"  # 4.8 MB of plotly.js, compressed
+    page = response.text
+    assert "plotly.js v" in page
+    assert "<script src" not in page
+    sections = re.findall(
+        r'<h2>(.*?)</h2>\n<div class="chart" id="(chart-\d+)"></div>\n'
+        r'<script type="application/json" data-chart="\2">(.*?)</script>',
+        page,
+    )
+    [chart] = [json.loads(figure) for cause, _, figure in sections if cause == "silence"]
+    treated, control, cost, revenue = chart["data"]
+    assert (treated["y"], control["y"]) == ([18 / 60, 0.0], [4 / 40, 0.0])
+    assert cost["y"] == [3.0, 5.5]
+    assert revenue["y"] == [pytest.approx(600.0), None]
+
+    plain = await reported.get(
+        "/v1/reports/programmes.html", headers={"Accept-Encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers
+    assert plain.text.startswith("<!doctype html>")

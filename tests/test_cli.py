@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.credentials import Source, hash_key, source_for_key
+from runtime.credentials import Scope, Source, hash_key, source_for_key
 from runtime.worker import running_worker
 from tests.ingest import Ingest, ingest_api, settings_for
 from tests.servers import equator as run_equator
@@ -98,10 +98,25 @@ async def test_no_api_running_is_said_plainly() -> None:
     assert "cannot reach the ingest API" in err
 
 
-async def test_new_key_prints_a_key_and_the_hash_to_configure() -> None:
+async def test_new_key_prints_a_key_and_the_entry_to_configure_with_its_scopes() -> None:
     code, out, _ = await equator("http://unused", "new-key", "pos")
     assert code == 0
     key = out.split(": ", 1)[1].splitlines()[0]
     entry = json.loads(out.splitlines()[1].split(": ", 1)[1])
     assert entry["key_hashes"] == [hash_key(key)]
-    assert source_for_key([Source.model_validate(entry)], key) is not None
+    # A source sends events unless told otherwise.
+    assert entry["scopes"] == ["events:write"]
+    source = source_for_key([Source.model_validate(entry)], key)
+    assert source is not None
+    assert source.granted == {Scope.EVENTS_WRITE}
+
+    code, out, _ = await equator(
+        "http://unused", "new-key", "crm", "--scope", "reports:read", "--scope", "journeys:read"
+    )
+    assert code == 0
+    entry = json.loads(out.splitlines()[1].split(": ", 1)[1])
+    assert entry["scopes"] == ["journeys:read", "reports:read"]
+
+    code, _, err = await equator("http://unused", "new-key", "crm", "--scope", "reports")
+    assert code == 2
+    assert "invalid choice: 'reports'" in err

@@ -1,11 +1,14 @@
-"""API keys and webhook signatures, without a server."""
+"""API keys, their scopes and webhook signatures, without a server."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from structlog.testing import capture_logs
 
 from runtime.credentials import (
+    LEGACY_SCOPES,
+    Scope,
     SignatureError,
     Source,
     hash_key,
@@ -14,6 +17,8 @@ from runtime.credentials import (
     source_for_key,
     verify_signature,
 )
+from runtime.settings import IngestSettings
+from service.serving import warn_of_unscoped_keys
 
 BODY = b'{"events": []}'
 NOW = 1_800_000_000
@@ -65,3 +70,48 @@ def test_bad_signatures_are_refused_with_a_reason(
 def test_secrets_stay_out_of_reprs() -> None:
     source = Source(name="mailer", webhook_secrets=(SecretStr("hunter2"),))
     assert "hunter2" not in repr(source)
+
+
+def test_scopes_come_from_the_configuration_and_a_source_without_them_keeps_its_old_rights() -> (
+    None
+):
+    settings = IngestSettings.model_validate_json(
+        '{"sources": [{"name": "crm", "key_hashes": [], "scopes": ["journeys:read", '
+        '"reports:read"]}, {"name": "pos"}, {"name": "mailer", "scopes": []}]}'
+    )
+    crm, pos, mailer = settings.sources
+    assert crm.granted == {Scope.JOURNEYS_READ, Scope.REPORTS_READ}
+    assert pos.scopes is None
+    assert (
+        pos.granted
+        == LEGACY_SCOPES
+        == {
+            Scope.EVENTS_WRITE,
+            Scope.JOURNEYS_READ,
+            Scope.CUSTOMERS_ERASE,
+        }
+    )
+    assert Scope.REPORTS_READ not in pos.granted
+    assert mailer.granted == frozenset()
+    with pytest.raises(ValidationError, match="events:write"):
+        Source.model_validate({"name": "pos", "scopes": ["events:read"]})
+
+
+def test_a_keyed_source_without_scopes_is_warned_of_naming_it_and_the_fix() -> None:
+    with capture_logs() as lines:
+        warn_of_unscoped_keys(
+            [
+                Source(name="pos", key_hashes=(hash_key(new_key()),)),
+                Source(name="till", key_hashes=(hash_key(new_key()),), scopes={Scope.EVENTS_WRITE}),
+                # Webhooks only: a key's scopes mean nothing to it.
+                Source(name="mailer", webhook_secrets=(SecretStr("s"),)),
+            ]
+        )
+    [line] = lines
+    assert (line["log_level"], line["event"], line["source"]) == (
+        "warning",
+        "auth.unscoped_source",
+        "pos",
+    )
+    assert "deprecated" in line["advice"]
+    assert '"scopes": ["customers:erase", "events:write", "journeys:read"]' in line["advice"]

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+from pydantic import ValidationError
+
+from testkit.moments import apply, begun
 from tests.journeys import event
 from workflows.catalogue import CATALOGUE, OfferKind
-from workflows.offers import AboveTheLine, Candidate, candidates, choose, spend_in_period
+from workflows.config import JourneyConfig
+from workflows.offers import AboveTheLine, Candidate, candidates, choose, rivals, spend_in_period
 from workflows.profile import Profile
+from workflows.registry import ABOVE_THE_LINE
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 RULES = AboveTheLine()
@@ -55,3 +61,41 @@ def test_the_threshold_nudge_counts_the_period_and_a_gap() -> None:
     old, recent = NOW - timedelta(days=31), NOW - timedelta(days=2)
     counted = spend_in_period([(old, Decimal(50)), (recent, Decimal(40))], RULES, NOW)
     assert counted == [(recent, Decimal(40))]
+
+
+def test_a_moment_with_several_offers_of_a_kind_learns_which_and_keeps_what_went_out() -> None:
+    rules = RULES.model_copy(
+        update={"cross_sell_offers": ("double-points", "threshold-free-shipping")}
+    )
+    browse = event("c", "app_browse", NOW, category="dresses")
+    found = candidates(DRESSES_ONLY, rules, browse, Decimal(0))
+    chosen = choose(found, rules)
+    assert chosen is not None
+    # The cheapest first; the discount is of another kind, no rival: generative first.
+    assert rivals(found, chosen) == ("threshold-free-shipping", "double-points")
+
+    config = JourneyConfig(above_the_line=rules)
+    state = begun(NOW, config)
+    for n, amount in enumerate((150, 150, 150)):
+        bought = event("c", "purchase", NOW, f"p{n}", amount=amount, category="dresses")
+        apply(state, bought, NOW, config)
+    journey = apply(state, event("c", "app_browse", NOW, "b", category="dresses"), NOW, config)
+    offers_state = ABOVE_THE_LINE.state_in(state)
+    assert offers_state is not None
+    [wanted] = ABOVE_THE_LINE.wants(journey, offers_state)
+    assert (wanted.arms, wanted.decision) == (
+        ("threshold-free-shipping", "double-points"),
+        "above_line/cross-sell",
+    )
+    # The engagement path chose the second: that is the offer the wallet holds.
+    made = wanted.model_copy(update={"offer_id": "double-points"})
+    after = ABOVE_THE_LINE.sent(journey, offers_state, made)
+    [held] = after.wallet
+    assert (held.offer_id, held.category, held.arms) == ("double-points", "shoes", ())
+
+
+def test_cross_sell_offers_must_be_in_the_catalogue() -> None:
+    with pytest.raises(ValidationError, match="must be in the catalogue"):
+        AboveTheLine(cross_sell_offers=("double-points", "a-pony"))
+    with pytest.raises(ValidationError, match="must be in the catalogue"):
+        AboveTheLine(cross_sell_offers=())

@@ -1,21 +1,22 @@
 """The programme report: the interval maths as plain functions, the SQL on SQLite and
-Postgres over a known population, and `equator report` on the terminal."""
+Postgres over a known population, and `equator report` on the terminal, as JSON and as
+a page."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from activities.store import Engagement, EngagementCredit, Store
+from activities.store import Store
 from service.reports import programme_report
 from service.uplift import mean_difference, rate_difference, wilson
+from tests.reporting import T0, population
 from tests.servers import equator
-
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def test_wilson_and_newcombe_give_the_published_intervals() -> None:
@@ -41,50 +42,10 @@ def test_a_difference_of_means_from_sums_and_squares() -> None:
     assert estimate.high == pytest.approx(5.0 + half)
 
 
-def silence_step(
-    n: int, step: int, name: str, cost: str, held_back: bool, outcome: str | None = None
-) -> Engagement:
-    """Customer ``s<n>``'s step of the silence ladder (a ghost costs nothing)."""
-    return Engagement(
-        idempotency_key=f"customer-s{n}/run/silence-1/step-{step}",
-        customer_id=f"s{n}",
-        cause="silence",
-        ladder_run_id="silence-1",
-        step=step,
-        step_name=name,
-        channel="email",
-        cost=Decimal(0) if held_back else Decimal(cost),
-        sent_at=T0 + timedelta(days=5 * (step - 1)),
-        outcome=outcome,
-        held_back=held_back,
-    )
-
-
-async def population(store: Store) -> None:
-    """Silence step 1: 60 treated customers, 18 recovered (40 each, 3 of them twice);
-    40 held back, 4 recovered (40 each). Silence step 2: 5 treated, 2 held back."""
-    async with store.transaction() as session:
-        for n in range(100):
-            outcome = "responded" if n % 5 == 0 else "no_response"
-            first = silence_step(n, 1, "we miss you", "0.05", held_back=n >= 60, outcome=outcome)
-            session.add(first)
-            credited = ["p1"] if n < 18 or 60 <= n < 64 else []
-            for event_id in [*credited, *(["p2"] if n < 3 else [])]:
-                session.add(
-                    EngagementCredit(
-                        idempotency_key=first.idempotency_key,
-                        event_id=event_id,
-                        amount=Decimal(40),
-                        at=T0,
-                    )
-                )
-        for n in range(7):
-            session.add(silence_step(n, 2, "10% off", "0.50", held_back=n >= 5))
-
-
 async def test_the_report_counts_each_group_and_what_the_treated_gained(store: Store) -> None:
     await population(store)
-    first, second = await programme_report(store)
+    report = await programme_report(store)
+    first, second = report.steps
 
     assert (first.cause, first.step, first.step_name) == ("silence", 1, "we miss you")
     treated, control = first.treated, first.control
@@ -107,9 +68,8 @@ async def test_the_report_counts_each_group_and_what_the_treated_gained(store: S
     assert second.incremental_recovery_rate is None  # not enough data
     assert second.cost_per_recovered is None
 
-    assert await programme_report(store, since=T0 + timedelta(days=1)) == [
-        (await programme_report(store))[1]
-    ]
+    since = T0 + timedelta(days=1)
+    assert (await programme_report(store, since=since)).steps == [second]
 
 
 async def test_equator_report_prints_the_table_and_the_json(tmp_path: Path) -> None:
@@ -130,5 +90,21 @@ async def test_equator_report_prints_the_table_and_the_json(tmp_path: Path) -> N
         "report", "--json", "--since", "2026-11-03", environment=environment
     )
     assert code == 0
-    [step] = json.loads(printed)
+    document = json.loads(printed)
+    assert document["since"] == "2026-11-03T00:00:00Z"
+    [step] = document["steps"]
     assert (step["step"], step["incremental_recovery_rate"]) == (2, None)
+
+    page = tmp_path / "report.html"
+    code, printed, _ = await equator("report", "--html", str(page), environment=environment)
+    assert (code, printed) == (0, f"wrote {page}\n")
+    html = page.read_text()
+    # Self-contained: plotly.js inlined, nothing to fetch.
+    assert "plotly.js v" in html
+    assert "<script src" not in html
+    [chart] = re.findall(
+        r'<script type="application/json" data-chart="chart-0">(.*?)</script>', html
+    )
+    treated, control, *_ = json.loads(chart)["data"]
+    assert (treated["y"][0], control["y"][0]) == (18 / 60, 4 / 40)
+    assert "<td>18 vs 4</td>" in html

@@ -64,6 +64,8 @@ class EngagementRequest(BaseModel):
     # A learned choice: its decision and the cohort whose counts it adds to.
     decision: str | None = None
     arm_cohort: str | None = None
+    # When the journey sent it (its clock: simulated time in a simulation); None: now.
+    at: datetime | None = None
 
 
 class OfferChoiceRequest(BaseModel):

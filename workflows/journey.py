@@ -485,6 +485,7 @@ class CustomerJourney:
         recovered for the customer's cohort. Drawn in an activity, so that replay reads
         the choice from history and never draws again."""
         cohort = self._state.cohort.value if self._state.cohort else "none"
+        assert engagement.decision is not None  # an engagement with arms names it
         request = OfferChoiceRequest(
             decision=engagement.decision,
             cohort=cohort,
@@ -533,6 +534,7 @@ class CustomerJourney:
             held_back=engagement.held_back,
             decision=engagement.decision if engagement.learned_in else None,
             arm_cohort=engagement.learned_in,
+            at=workflow.now(),
         )
         self._sending = True
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflows.catalogue import CATALOGUE, Offer, OfferKind
 from workflows.events import CustomerEvent, EventType
@@ -42,6 +42,17 @@ class AboveTheLine(BaseModel):
     nudge_period: timedelta = timedelta(days=30)
     # A discount on the usual basket gives margin away; off unless a business wants it.
     allow_dilutive: bool = False
+    # The offers a cross-sell may make on the complement; with several eligible, the
+    # journey learns which recovers more (``workflows/bandit.py``).
+    cross_sell_offers: tuple[str, ...] = ("double-points",)
+
+    @field_validator("cross_sell_offers")
+    @classmethod
+    def _known(cls, offer_ids: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(offer_ids) - set(CATALOGUE))
+        if unknown or not offer_ids:
+            raise ValueError(f"cross-sell offers must be in the catalogue: {unknown or 'none'}")
+        return offer_ids
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ def candidates(
         target = rules.complements.get(browsed)
         if target and target not in profile.categories:
             why = f"browsing {browsed}; never bought {target}"
-            found.append(Candidate(CATALOGUE["double-points"], target, why))
+            found.extend(Candidate(CATALOGUE[o], target, why) for o in rules.cross_sell_offers)
         if browsed in profile.categories:
             why = f"browsing {browsed}, which they buy anyway"
             found.append(Candidate(CATALOGUE["pct10"], browsed, why))
@@ -84,6 +95,17 @@ def choose(found: list[Candidate], rules: AboveTheLine) -> Candidate | None:
     allowed = [c for c in found if c.offer.kind == OfferKind.GENERATIVE or rules.allow_dilutive]
     ranked = sorted(allowed, key=lambda c: (c.offer.kind != OfferKind.GENERATIVE, c.offer.cost))
     return ranked[0] if ranked else None
+
+
+def rivals(found: list[Candidate], chosen: Candidate) -> tuple[str, ...]:
+    """The offers the chosen one may give way to, itself first: those of its kind for the
+    same category (the moment is the same; only the offer differs)."""
+    alike = [
+        c.offer.offer_id
+        for c in found
+        if c.offer.kind == chosen.offer.kind and c.category == chosen.category and c is not chosen
+    ]
+    return (chosen.offer.offer_id, *alike)
 
 
 def spend_in_period(

@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from workflows import timeline
 from workflows.cohorts import Cohort
@@ -80,20 +80,23 @@ class Engagement(BaseModel):
     # goes out as a ghost, recorded but not delivered (workflows/holdout.py).
     held_back: bool = False
     # The offers it may make instead of ``offer_id`` (which is the first): with more
-    # than one, the engagement path learns which (workflows/bandit.py).
+    # than one, the engagement path learns which (workflows/bandit.py) at ``decision``,
+    # which names where the choice is made (a ladder's step, an above-the-line moment).
     arms: tuple[str, ...] = ()
+    decision: str | None = None
     # Set by the engagement path once it has chosen among ``arms``: the cohort whose
     # counts chose.
     learned_in: str | None = None
 
+    @model_validator(mode="after")
+    def _choice_named(self) -> Engagement:
+        if len(self.arms) > 1 and self.decision is None:
+            raise ValueError(f"{self.label}: a choice among offers needs its decision's name")
+        return self
+
     @property
     def key(self) -> str:
         return f"{self.series}/step-{self.step}"
-
-    @property
-    def decision(self) -> str:
-        """Where a choice among offers is made: the same step of every run of a ladder."""
-        return f"{self.cause}/step-{self.step}"
 
     @property
     def summary(self) -> str:

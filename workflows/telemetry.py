@@ -72,7 +72,7 @@ class JourneyTelemetry:
         self._log("journey.engagement_held_back", summary=engagement.summary)
 
     def offer_chosen(self, engagement: Engagement, explored: bool) -> None:
-        attributes = {"decision": engagement.decision, "offer_id": engagement.offer_id or ""}
+        attributes = {"decision": engagement.decision or "", "offer_id": engagement.offer_id or ""}
         self._add("equator_offers_chosen", 1, {**attributes, "explored": str(explored).lower()})
 
     def engagement_failed(self, engagement: Engagement, failure: str) -> None:

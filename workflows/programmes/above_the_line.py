@@ -28,6 +28,8 @@ class WalletOffer(BaseModel):
     # Names its engagement (unique in the journey), so it is never sent twice.
     key: str
     offer_id: str
+    # While due: the offers it may give way to, ``offer_id`` first (learned as it goes out).
+    arms: tuple[str, ...] = ()
     category: str | None = None
     why: str
     issued_at: datetime | None = None
@@ -93,9 +95,13 @@ class AboveTheLine(Programme[OffersState]):
             f"{chosen.offer.offer_id}{target} ({chosen.offer.kind.value}){over}: {chosen.why}",
             programme=self.name,
         )
+        rivals = offers.rivals(found, chosen)
+        # Several offers for one moment: the journey learns which (journeys of 0.2).
+        learned = len(rivals) > 1 and journey.patched(Patch.RELEASE_0_2)
         state.offer_due = WalletOffer(
             key=f"offer-{journey.state.events_applied}",
             offer_id=chosen.offer.offer_id,
+            arms=rivals if learned else (),
             category=chosen.category,
             why=chosen.why,
         )
@@ -137,10 +143,13 @@ class AboveTheLine(Programme[OffersState]):
             Engagement(
                 cause="above_line",
                 series=offer.key,
-                name=listed.description,
+                # A learned moment's content is the offer chosen as it goes out.
+                name="cross-sell" if offer.arms else listed.description,
                 channel=listed.channel,
                 cost=listed.cost,
                 offer_id=offer.offer_id,
+                arms=offer.arms,
+                decision="above_line/cross-sell" if offer.arms else None,
                 offer_category=offer.category,
                 label=f"{offer.offer_id} offer",
                 what=f"above the line: {offer.offer_id}{offer.target}",
@@ -153,13 +162,14 @@ class AboveTheLine(Programme[OffersState]):
         offer, now = state.offer_due, journey.now
         if offer is None:
             return state
-        valid_for = CATALOGUE[offer.offer_id].valid_for
+        # The offer that went out: a learned moment's choice.
+        offer_id = engagement.offer_id or offer.offer_id
+        valid_for = CATALOGUE[offer_id].valid_for
         state.wallet = [
             held for held in state.wallet if held.expires_at is None or held.expires_at > now
         ][-journey.config.timeline_length :]
-        state.wallet.append(
-            offer.model_copy(update={"issued_at": now, "expires_at": now + valid_for})
-        )
+        made = {"offer_id": offer_id, "arms": (), "issued_at": now, "expires_at": now + valid_for}
+        state.wallet.append(offer.model_copy(update=made))
         state.offer_due = None
         return state
 

@@ -256,6 +256,8 @@ class Remediation(Programme[RemediationState]):
                 cost=cost,
                 offer_id=offer_id,
                 arms=arms,
+                # The same step of every run of the ladder.
+                decision=f"{run.cause}/step-{run.step + 1}" if arms else None,
                 label=f"step {run.step + 1} of {run.cause} ladder",
                 what=self.step_what(run, step),
                 after=f" ({money(cost)})",
