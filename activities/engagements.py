@@ -8,7 +8,7 @@ import random
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -193,15 +193,20 @@ class EngagementActivities:
     @activity.defn(name=RECORD_OUTCOMES)
     async def record_outcomes(self, request: RecordOutcomesRequest) -> None:
         """File what became of engagements. The first outcome recorded stands, so a
-        retry or a replay changes nothing."""
+        retry or a replay changes nothing; only a response that then converts (an open,
+        then a purchase) is raised to ``converted``."""
         if not request.outcomes:
             return
         # One statement for the lot; the unset outcome is what makes the first stand.
+        outcome = col(Engagement.outcome)
         statement = (
             update(Engagement)
             .where(
                 col(Engagement.idempotency_key) == bindparam("key"),
-                col(Engagement.outcome).is_(None),
+                or_(
+                    outcome.is_(None),
+                    and_(outcome == "responded", bindparam("outcome") == "converted"),
+                ),
             )
             .values(outcome=bindparam("outcome"), outcome_at=bindparam("at"))
         )

@@ -151,7 +151,7 @@ class Engagement(SQLModel, table=True):
     outcome_at: datetime | None = _time(default=None)
     # A ghost: the customer was in the programme's control group, nothing was delivered.
     held_back: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
-    # A learned choice (``workflows/bandit.py``): the decision ("silence/step-2") and the
+    # A learned choice (``workflows/bandit.py``): the decision ("silence/an offer") and the
     # cohort whose counts chose ``offer_id``.
     decision: str | None = Field(default=None, max_length=64)
     arm_cohort: str | None = Field(default=None, max_length=16)

@@ -132,7 +132,7 @@ async def learned(
     activities: EngagementActivities, request: EngagementRequest, offers: tuple[str, ...]
 ) -> tuple[EngagementRequest, float]:
     """The offer the learning chooses, as a journey asks for it, and its true chance."""
-    decision = f"{request.cause}/step-{request.step}"
+    decision = f"{request.cause}/{request.step_name}"
     ask = OfferChoiceRequest(decision=decision, cohort="repeat", arms=list(offers), rules=RULES)
     offer_id = (await activities.choose_offer(ask)).offer_id
     made = {"offer_id": offer_id, "decision": decision, "arm_cohort": "repeat"}

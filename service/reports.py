@@ -102,8 +102,13 @@ async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, 
     async with store.reading() as session:
         connection = await session.connection()
         rows = (await connection.execute(groups_query(since))).all()
+    # A step is known by its name: a run that begins with a care ticket numbers the
+    # ladder's own steps one later. It is placed where the ladder first has it.
+    place: dict[tuple[str, str], int] = {}
+    for cause, step, name, *_ in rows:
+        place[cause, name] = min(step, place.get((cause, name), step))
     return {
-        (cause, step, name, bool(held_back)): Group(
+        (cause, place[cause, name], name, bool(held_back)): Group(
             customers=customers,
             responded=int(answered or 0),
             recovered=int(back or 0),
@@ -116,8 +121,8 @@ async def _groups(store: Store, since: datetime | None) -> dict[tuple[str, int, 
 
 
 def groups_query(since: datetime | None) -> Select[Any]:
-    """Per ladder, step and group: customers, responded, recovered, revenue (and its
-    squares) and cost; each customer counted once per step and group."""
+    """Per ladder, step (by name) and group: customers, responded, recovered, revenue
+    (and its squares) and cost; each customer counted once per step and group."""
     # A credit comes after its engagement: since ``since``, only newer credits count.
     credits_since = [] if since is None else [col(EngagementCredit.at) >= since]
     credited = (
@@ -139,8 +144,8 @@ def groups_query(since: datetime | None) -> Select[Any]:
     per_customer = (
         select(
             col(Engagement.cause).label("cause"),
-            col(Engagement.step).label("step"),
-            func.min(Engagement.step_name).label("step_name"),
+            func.min(Engagement.step).label("step"),
+            col(Engagement.step_name).label("step_name"),
             type_coerce(col(Engagement.held_back), Integer).label("held_back"),
             func.max(responded).label("responded"),
             func.max(recovered).label("recovered"),
@@ -152,7 +157,7 @@ def groups_query(since: datetime | None) -> Select[Any]:
         .where(and_(*conditions))
         .group_by(
             col(Engagement.cause),
-            col(Engagement.step),
+            col(Engagement.step_name),
             col(Engagement.held_back),
             col(Engagement.customer_id),
         )
@@ -161,8 +166,8 @@ def groups_query(since: datetime | None) -> Select[Any]:
     c = per_customer.c
     return select(
         c.cause,
-        c.step,
-        func.min(c.step_name),
+        func.min(c.step),
+        c.step_name,
         c.held_back,
         func.count(literal(1)),
         func.sum(c.responded),
@@ -170,7 +175,7 @@ def groups_query(since: datetime | None) -> Select[Any]:
         func.sum(c.cents),
         func.sum(c.cents * c.cents),
         func.sum(c.cost),
-    ).group_by(c.cause, c.step, c.held_back)
+    ).group_by(c.cause, c.step_name, c.held_back)
 
 
 def assemble(groups: dict[tuple[str, int, str, bool], Group]) -> list[StepReport]:

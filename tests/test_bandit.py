@@ -106,7 +106,7 @@ def learned(key: str, offer_id: str, cohort: str = "repeat") -> EngagementReques
             "step": 2,
             "offer_id": offer_id,
             "cost": Decimal("2.00"),
-            "decision": "silence/step-2",
+            "decision": "silence/an offer",
             "arm_cohort": cohort,
         }
     )
@@ -160,7 +160,7 @@ async def test_decisions_through_the_store_learn_the_offer_that_recovers_more(
     made = []
     for n in range(300):
         ask = OfferChoiceRequest(
-            decision="silence/step-2", cohort="repeat", arms=["pct10", "five-off"], rules=rules
+            decision="silence/an offer", cohort="repeat", arms=["pct10", "five-off"], rules=rules
         )
         offer_id = (await activities.choose_offer(ask)).offer_id
         made.append(offer_id)
@@ -179,14 +179,18 @@ async def test_decisions_through_the_store_learn_the_offer_that_recovers_more(
 def test_offer_shares_are_folded_by_week_of_each_decision() -> None:
     monday, wednesday, next_monday = date(2026, 11, 23), date(2026, 11, 25), date(2026, 11, 30)
     rows = [
-        ("silence/step-2", "pct10", monday, 3, 1),
-        ("silence/step-2", "pct10", wednesday, 1, 0),
-        ("silence/step-2", "five-off", wednesday, 4, 2),
-        ("silence/step-2", "five-off", next_monday, 6, 3),
-        ("return/step-2", "exchange-credit", monday, 2, 0),
+        ("silence/an offer", "pct10", monday, 3, 1),
+        ("silence/an offer", "pct10", wednesday, 1, 0),
+        ("silence/an offer", "five-off", wednesday, 4, 2),
+        ("silence/an offer", "five-off", next_monday, 6, 3),
+        ("return/exchange credit", "exchange-credit", monday, 2, 0),
     ]
     exchange, five_off, pct10 = fold(rows)
-    assert (exchange.decision, exchange.sent, exchange.weeks[0].share) == ("return/step-2", 2, 1)
+    assert (exchange.decision, exchange.sent, exchange.weeks[0].share) == (
+        "return/exchange credit",
+        2,
+        1,
+    )
     assert (five_off.sent, five_off.recovered, five_off.recovery_rate) == (10, 5, 0.5)
     assert [(w.week, w.sent, w.share) for w in five_off.weeks] == [
         (monday, 4, 0.5),

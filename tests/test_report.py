@@ -15,7 +15,7 @@ import pytest
 from activities.store import Store
 from service.reports import programme_report
 from service.uplift import mean_difference, rate_difference, wilson
-from tests.reporting import T0, population
+from tests.reporting import T0, population, silence_step
 from tests.servers import equator
 
 
@@ -70,6 +70,19 @@ async def test_the_report_counts_each_group_and_what_the_treated_gained(store: S
 
     since = T0 + timedelta(days=1)
     assert (await programme_report(store, since=since)).steps == [second]
+
+
+async def test_a_step_is_known_by_its_name_wherever_a_care_ticket_puts_it(store: Store) -> None:
+    async with store.transaction() as session:
+        session.add(silence_step(1, 1, "we miss you", "0.05", held_back=False))
+        session.add(silence_step(2, 1, "VIP care ticket", "5.00", held_back=False))
+        session.add(silence_step(2, 2, "we miss you", "0.05", held_back=False))
+        session.add(silence_step(3, 2, "we miss you", "0.05", held_back=True))
+    steps = (await programme_report(store)).steps
+    assert [(s.step, s.step_name, s.treated.customers, s.control.customers) for s in steps] == [
+        (1, "VIP care ticket", 1, 0),
+        (1, "we miss you", 2, 1),
+    ]
 
 
 async def test_equator_report_prints_the_table_and_the_json(tmp_path: Path) -> None:

@@ -127,10 +127,10 @@ def test_an_empty_report_says_so_without_plotly() -> None:
 
 OFFERS = fold(
     [
-        ("silence/step-2", "five-off", date(2026, 11, 16), 5, 1),
-        ("silence/step-2", "pct10", date(2026, 11, 16), 5, 0),
-        ("silence/step-2", "five-off", date(2026, 11, 23), 9, 3),
-        ("silence/step-2", "pct10", date(2026, 11, 23), 1, 0),
+        ("silence/an offer", "five-off", date(2026, 11, 16), 5, 1),
+        ("silence/an offer", "pct10", date(2026, 11, 16), 5, 0),
+        ("silence/an offer", "five-off", date(2026, 11, 23), 9, 3),
+        ("silence/an offer", "pct10", date(2026, 11, 23), 1, 0),
     ]
 )
 
@@ -154,5 +154,5 @@ def test_the_page_has_a_section_per_learned_decision() -> None:
     html = page(ProgrammeReport(generated_at=AT, since=None, steps=STEPS, offers=OFFERS))
     _, offers = charts(html)
     assert [trace["name"] for trace in offers["data"]] == ["five-off"] * 2 + ["pct10"] * 2
-    assert "<h2>Offers that learn: silence/step-2</h2>" in html
+    assert "<h2>Offers that learn: silence/an offer</h2>" in html
     assert "<td>five-off</td><td>14</td><td>4</td><td>28.6% (" in html

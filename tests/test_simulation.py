@@ -98,7 +98,7 @@ async def test_the_offers_that_learn_come_to_make_the_better_offer(
     rates = {"pct10": Quota(0.10), "five-off": Quota(0.35)}
 
     def answer(engagement: Engagement) -> Decimal | None:
-        if engagement.decision != "silence/step-2" or engagement.offer_id is None:
+        if engagement.decision != "silence/an offer" or engagement.offer_id is None:
             return None
         return Decimal(40) if rates[engagement.offer_id]() else None
 
@@ -111,7 +111,7 @@ async def test_the_offers_that_learn_come_to_make_the_better_offer(
         async with store.reading() as session:
             learned = await session.exec(
                 select(Engagement.offer_id)
-                .where(col(Engagement.decision) == "silence/step-2")
+                .where(col(Engagement.decision) == "silence/an offer")
                 .order_by(col(Engagement.id))
             )
             made = list(learned.all())

@@ -117,7 +117,7 @@ async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> 
     assert sent.sent_at.tzinfo is not None
 
 
-async def test_the_first_outcome_filed_stands(store: Store) -> None:
+async def test_the_first_outcome_filed_stands_unless_a_response_converts(store: Store) -> None:
     activities = EngagementActivities(store, Channels(default=OutboxChannel()))
     await activities.send_engagement(engagement_request("k/1"))
     await activities.send_engagement(engagement_request("k/2"))
@@ -139,6 +139,15 @@ async def test_the_first_outcome_filed_stands(store: Store) -> None:
         filed = sorted(rows)
     assert filed == [("k/1", "responded", T0), ("k/2", "converted", later)]
     assert await count(store, Engagement) == 2
+    # A response that then converts (an open, then a purchase) is raised, once.
+    converted = [Outcome(idempotency_key="k/1", outcome="converted", at=later)]
+    await activities.record_outcomes(RecordOutcomesRequest(outcomes=converted))
+    await activities.record_outcomes(RecordOutcomesRequest(outcomes=first[:1]))  # a replay
+    async with store.transaction() as session:
+        rows = await session.exec(
+            select(Engagement.idempotency_key, Engagement.outcome, Engagement.outcome_at)
+        )
+        assert sorted(rows) == [("k/1", "converted", later), ("k/2", "converted", later)]
 
 
 async def test_an_unknown_channel_is_refused_without_recording(store: Store) -> None:

@@ -256,8 +256,9 @@ class Remediation(Programme[RemediationState]):
                 cost=cost,
                 offer_id=offer_id,
                 arms=arms,
-                # The same step of every run of the ladder.
-                decision=f"{run.cause}/step-{run.step + 1}" if arms else None,
+                # The same step of every run of the ladder (by name: a run that begins
+                # with a care ticket numbers the ladder's steps one later).
+                decision=f"{run.cause}/{step.name}" if arms else None,
                 label=f"step {run.step + 1} of {run.cause} ladder",
                 what=self.step_what(run, step),
                 after=f" ({money(cost)})",
