@@ -29,8 +29,8 @@ on 0.1 answer ``release-0.2`` with no and ask the rest as they always did.
 
 ``release-0.2`` brought the programmes added in 0.2 (welcome, milestones, cross-sell,
 winback, pivot care, email engagement), care and thanks for pivot care's cohorts, tickets
-outside the marketing cap, and the ledger write and the engagement send as local
-activities.
+outside the marketing cap, the ledger write and the engagement send as local
+activities, holdouts and credit, ladders won only by a recovery, and offers that learn.
 
 "1 now" means the code is ready for it; it is taken when ops confirm that no
 journey started before 0.1 still runs.
