@@ -40,10 +40,12 @@ log = structlog.get_logger(__name__)
 
 
 class EngagementActivities:
-    def __init__(self, store: Store, channels: Channels, rng: random.Random | None = None) -> None:
+    def __init__(self, store: Store, channels: Channels, seed: int | None = None) -> None:
         self._store = store
         self._channels = channels
-        self._rng = rng or random.Random()
+        # With a seed (a simulation), every draw is repeatable; without, entropy.
+        self._seed = seed
+        self._rng = random.Random()
 
     @activity.defn(name=SEND_ENGAGEMENT)
     async def send_engagement(self, request: EngagementRequest) -> EngagementResult:
@@ -153,7 +155,8 @@ class EngagementActivities:
             else bandit.ArmCounts(offer_id=offer_id)
             for offer_id in request.arms
         ]
-        choice = bandit.choose(arms, request.rules, self._rng)
+        rng = self._rng if self._seed is None else random.Random(f"{self._seed}/{request.draw_key}")
+        choice = bandit.choose(arms, request.rules, rng)
         log.info(
             "offer.chosen",
             decision=request.decision,

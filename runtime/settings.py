@@ -51,6 +51,9 @@ class WorkerSettings(BaseModel):
     # Journeys a worker keeps in memory (about 80-100 KiB each, docs/PERFORMANCE.md);
     # one not cached replays its run's history when it next has work.
     max_cached_journeys: int = Field(default=1_000, ge=1)
+    # Offers that learn draw from this seed (each draw its own, named by customer and
+    # engagement), so that a simulation is repeatable; unset, they draw from entropy.
+    offer_seed: int | None = None
 
 
 class Settings(BaseSettings):

@@ -49,7 +49,9 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     store = Store(settings.database_url)
     await store.migrate()
     ledger = LedgerActivities(store)
-    engagements = EngagementActivities(store, Channels(default=OutboxChannel()))
+    engagements = EngagementActivities(
+        store, Channels(default=OutboxChannel()), settings.worker.offer_seed
+    )
     erasure = ErasureActivities(store)
     campaigns = CampaignActivities(store)
     fan_out = FanOutActivities(client, settings.task_queue, settings.journey)

@@ -73,7 +73,7 @@ SEASON_LENGTH = timedelta(weeks=12)
 
 async def fill(store: Store, rng: random.Random) -> None:
     # The learning draws from its own seed: the population's draws stay as they were.
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()), random.Random(29))
+    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=29)
     start = datetime.now(UTC) - SEASON_LENGTH
     for season in SEASONS:
         outcomes: list[Outcome] = []
@@ -133,7 +133,13 @@ async def learned(
 ) -> tuple[EngagementRequest, float]:
     """The offer the learning chooses, as a journey asks for it, and its true chance."""
     decision = f"{request.cause}/{request.step_name}"
-    ask = OfferChoiceRequest(decision=decision, cohort="repeat", arms=list(offers), rules=RULES)
+    ask = OfferChoiceRequest(
+        decision=decision,
+        cohort="repeat",
+        arms=list(offers),
+        rules=RULES,
+        draw_key=f"{request.customer_id}/{request.ladder_run_id}/step-{request.step}",
+    )
     offer_id = (await activities.choose_offer(ask)).offer_id
     made = {"offer_id": offer_id, "decision": decision, "arm_cohort": "repeat"}
     return request.model_copy(update=made), OFFER_RECOVERY[offer_id]

@@ -32,6 +32,21 @@ EXPLANATION = (
 )
 
 
+def _styled(fig: go.Figure, height: int = 420, **layout: object) -> go.Figure:
+    """The page's one look for every chart; ``layout`` adds or overrides."""
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 64, "r": 24, "t": 48, "b": 24},
+        bargap=0.3,
+        font={"family": FONT, "size": 13, "color": "#0f172a"},
+        legend={"orientation": "h", "x": 0, "y": -0.14},
+        hoverlabel={"font": {"family": FONT}},
+        **layout,
+    )
+    return fig
+
+
 def figure(steps: Sequence[StepReport]) -> go.Figure:
     """One ladder's (or programme's) steps: recovery rates by step, then cumulative cost
     against cumulative incremental revenue."""
@@ -83,16 +98,7 @@ def figure(steps: Sequence[StepReport]) -> go.Figure:
                 row=1,
                 col=2,
             )
-    fig.update_layout(
-        template="plotly_white",
-        height=420,
-        margin={"l": 64, "r": 24, "t": 48, "b": 24},
-        barmode="group",
-        bargap=0.3,
-        font={"family": FONT, "size": 13, "color": "#0f172a"},
-        legend={"orientation": "h", "x": 0, "y": -0.14},
-        hoverlabel={"font": {"family": FONT}},
-    )
+    _styled(fig, barmode="group")
     # Room above the tallest bar for the uplift written over it.
     ceiling = max(tops) * 1.25 or 1.0
     fig.update_yaxes(title_text="recovered", tickformat=".0%", range=[0, ceiling], row=1, col=1)
@@ -254,28 +260,89 @@ def offers_figure(arms: Sequence[OfferArmReport]) -> go.Figure:
             row=1,
             col=2,
         )
-    fig.update_layout(
-        template="plotly_white",
-        height=420,
-        margin={"l": 64, "r": 24, "t": 48, "b": 24},
-        # Each week's shares stack to the whole; each offer has its own recovery bar.
-        barmode="stack",
-        bargap=0.3,
-        font={"family": FONT, "size": 13, "color": "#0f172a"},
-        legend={"orientation": "h", "x": 0, "y": -0.14},
-        hoverlabel={"font": {"family": FONT}},
-    )
+    # Each week's shares stack to the whole; each offer has its own recovery bar.
+    _styled(fig, barmode="stack")
     fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
     return fig
 
 
-def page(report: ProgrammeReport) -> str:
-    """The whole page: title, when, what treated and control mean, then per ladder (or
-    programme) its charts over its table."""
+def weekly_figure(
+    weeks: Sequence[int], flatlines: Sequence[int], spent: Sequence[float]
+) -> go.Figure:
+    """A run week by week: flatlines (silence ladders started) and the spend so far."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("Flatlines by week", "Spend so far"),
+    )
+    fig.add_trace(
+        go.Bar(name="flatlines", x=list(weeks), y=list(flatlines), marker={"color": TREATED}),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="spent",
+            x=list(weeks),
+            y=list(spent),
+            mode="lines",
+            line={"color": COST, "width": 2.5},
+        ),
+        row=1,
+        col=2,
+    )
+    _styled(fig, height=360, showlegend=False)
+    fig.update_xaxes(title_text="week")
+    fig.update_yaxes(tickprefix="$", separatethousands=True, row=1, col=2)
+    return fig
+
+
+def roc_figure(points: Sequence[tuple[float, float]], auc: float) -> go.Figure:
+    """A score's ROC curve (false positive rate, true positive rate), and chance."""
+    fig = go.Figure(
+        [
+            go.Scatter(
+                name=f"silence score (AUC {auc:.3f})",
+                x=[fpr for fpr, _ in points],
+                y=[tpr for _, tpr in points],
+                mode="lines",
+                line={"color": TREATED, "width": 2.5},
+            ),
+            go.Scatter(
+                name="chance",
+                x=[0, 1],
+                y=[0, 1],
+                mode="lines",
+                line={"color": CONTROL, "dash": "dash"},
+            ),
+        ]
+    )
+    return _styled(
+        fig,
+        height=380,
+        xaxis={"title": {"text": "false positive rate (flagged, came back)"}, "range": [0, 1]},
+        yaxis={"title": {"text": "true positive rate (flagged, stayed silent)"}, "range": [0, 1]},
+    )
+
+
+def page(
+    report: ProgrammeReport,
+    title: str = "Programme report",
+    about: str | None = None,
+    charts: Sequence[tuple[str, go.Figure]] = (),
+) -> str:
+    """The whole page: title, when (or ``about``), what treated and control mean, any
+    ``charts`` (heading, figure), then per ladder (or programme) its charts over its
+    table, and per learned decision its offers."""
     by_cause = itertools.groupby(report.steps, key=lambda step: step.cause)
     by_decision = itertools.groupby(report.offers, key=lambda arm: arm.decision)
     sections = [
+        *(
+            _chart_section(f"lead-{index}", heading, fig)
+            for index, (heading, fig) in enumerate(charts)
+        ),
         *(_section(index, cause, list(steps)) for index, (cause, steps) in enumerate(by_cause)),
         *(
             _offers_section(index, decision, list(arms))
@@ -283,6 +350,7 @@ def page(report: ProgrammeReport) -> str:
         ),
     ]
     since = f"engagements sent since {_moment(report.since)}" if report.since else "all engagements"
+    about = about or f"Generated {_moment(report.generated_at)}, {since}"
     scripts = f"<script>{_plotly_js()}</script>\n<script>{_DRAW}</script>" if sections else ""
     body = "\n".join(sections) or "<p>No engagements yet.</p>"
     return f"""<!doctype html>
@@ -290,13 +358,13 @@ def page(report: ProgrammeReport) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Programme report</title>
+<title>{html.escape(title)}</title>
 <style>{_STYLE}</style>
 </head>
 <body>
 <main>
-<h1>Programme report</h1>
-<p class="meta">Generated {_moment(report.generated_at)}, {since}</p>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{html.escape(about)}</p>
 <p class="explain">{html.escape(EXPLANATION)}</p>
 {body}
 <p class="meta">{html.escape(FOOTNOTE)} Revenue is what purchases credited to a step (within
@@ -320,6 +388,14 @@ def _section(index: int, cause: str, steps: list[StepReport]) -> str:
 <div class="chart" id="chart-{index}"></div>
 <script type="application/json" data-chart="chart-{index}">{figure(steps).to_json()}</script>
 <table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
+</section>"""
+
+
+def _chart_section(chart_id: str, heading: str, fig: go.Figure) -> str:
+    return f"""<section>
+<h2>{html.escape(heading)}</h2>
+<div class="chart" id="{chart_id}"></div>
+<script type="application/json" data-chart="{chart_id}">{fig.to_json()}</script>
 </section>"""
 
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import (
     Client,
     Schedule,
@@ -35,6 +32,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.datafiles import load_toml
 from workflows.calendar import Calendar, Campaign
 from workflows.fanout import CampaignFanOut, FanOutInput, FanOutPace, fan_out_id
 
@@ -51,41 +49,7 @@ class CalendarError(ValueError):
 
 
 def load_calendar(path: Path) -> Calendar:
-    try:
-        with path.open("rb") as file:
-            data = tomllib.load(file)
-    except FileNotFoundError:
-        raise CalendarError(f"{path}: no such file") from None
-    except OSError as err:
-        raise CalendarError(f"{path}: cannot be read: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise CalendarError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return Calendar.model_validate(data)
-    except ValidationError as err:
-        faults = "\n".join(f"  {where}: {why}" for where, why in _faults(err, data))
-        raise CalendarError(f"{path}: not a valid campaign calendar:\n{faults}") from None
-
-
-def _faults(error: ValidationError, data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, why) per error: a campaign by its position and name, then the field
-    (``campaigns[1] (summer-clearance).starts_at``); the calendar itself as ``calendar``."""
-    entries = data.get("campaigns")
-    for fault in error.errors(include_url=False):
-        location = list(fault["loc"])
-        why = str(fault["msg"]).removeprefix("Value error, ")
-        where = "calendar"
-        if len(location) >= 2 and location[0] == "campaigns" and isinstance(location[1], int):
-            index = location[1]
-            where = f"campaigns[{index}]"
-            entry = entries[index] if isinstance(entries, list) else None
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                where += f" ({entry['name']})"
-            location = location[2:]
-        if location:
-            rest = ".".join(str(part) for part in location)
-            where = rest if where == "calendar" else f"{where}.{rest}"
-        yield where, why
+    return load_toml(path, Calendar, "campaigns", "campaign calendar", "calendar", CalendarError)
 
 
 def schedule_id(campaign_name: str) -> str:

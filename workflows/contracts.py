@@ -75,6 +75,9 @@ class OfferChoiceRequest(BaseModel):
     cohort: str
     arms: list[str] = Field(min_length=1)
     rules: LearningRules
+    # Names this draw (the customer and the engagement): a worker given a seed draws
+    # the same for it every time, whatever order journeys ask in.
+    draw_key: str
 
 
 class EngagementResult(BaseModel):

@@ -491,6 +491,7 @@ class CustomerJourney:
             cohort=cohort,
             arms=list(engagement.arms),
             rules=self._config.learning,
+            draw_key=f"{self._state.customer_id}/{engagement.key}",
         )
         try:
             choice = await workflow.execute_local_activity(

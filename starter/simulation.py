@@ -1,0 +1,301 @@
+"""``equator simulate``: a population through the real journeys (the real programmes,
+ladders, contact policy, holdouts, store) on Temporal's time-skipping server, so a year
+of a retailer's customers runs in minutes and shows what the journeys would do.
+
+Each member's own life is drawn from the seed first (``starter/personas.py``). The
+clock then moves a tick at a time from a fixed start: what members do is signalled to
+their journeys as the ingest API would; every engagement the store records is answered
+by the member's persona (a purchase, an open, feedback) a little later, each answer
+drawn from the seed and the engagement's name. A held-back customer's ghost reached no
+one and is not answered. The same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+import structlog
+from pydantic import BaseModel
+from sqlmodel import col, select
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.store import Engagement, Store
+from runtime.settings import Settings, WorkerSettings
+from runtime.temporal import send_event
+from runtime.worker import running_worker
+from service.report_chart import page, roc_figure, weekly_figure
+from service.reports import ProgrammeReport, programme_report
+from starter.devstack import time_skipping_server
+from starter.history import SilenceCheck
+from starter.population import EPOCH, Act, Population
+from workflows.config import JourneyConfig
+from workflows.events import make_event
+from workflows.journey import journey_id
+
+log = structlog.get_logger(__name__)
+
+# How far the clock moves at a time.
+TICK = 0.5
+# Signals in flight at once.
+CONCURRENCY = 64
+
+C = TypeVar("C")
+
+
+class Week(BaseModel):
+    week: int
+    # Silence ladders started (flatlines) that week, and what engagement cost.
+    flatlines: int = 0
+    spent: Decimal = Decimal(0)
+    spent_so_far: Decimal = Decimal(0)
+
+
+class SimulationResult(BaseModel):
+    seed: int
+    days: float
+    # Members per persona.
+    customers: dict[str, int]
+    started_at: datetime
+    seconds: float
+    events_sent: int
+    engagements: int
+    spent: Decimal
+    report: ProgrammeReport
+    weeks: list[Week]
+
+
+@dataclass(order=True)
+class _Happening:
+    day: float
+    seq: int
+    act: Act = field(compare=False)
+
+
+async def simulate(
+    population: Population,
+    days: float,
+    seed: int,
+    config: JourneyConfig | None = None,
+    database_url: str | None = None,
+    check: Callable[[Store], Awaitable[C]] | None = None,
+) -> tuple[SimulationResult, C | None]:
+    """Run ``population`` through the journeys for ``days`` from ``EPOCH``; ``check``
+    reads the store afterwards, for what the result does not say."""
+    began = time.monotonic()
+    groups = population.groups()
+    customers = sum(groups.values())
+    async with AsyncExitStack() as stack:
+        if database_url is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="equator-sim-"))
+            database_url = f"sqlite+aiosqlite:///{folder}/simulation.db"
+        settings = Settings(
+            task_queue=f"simulation-{uuid.uuid4().hex[:8]}",
+            database_url=database_url,
+            journey=config or JourneyConfig(),
+            # Every journey stays cached: none replays its history to take its next event.
+            worker=WorkerSettings(max_cached_journeys=max(1_000, customers), offer_seed=seed),
+        )
+        env = await stack.enter_async_context(time_skipping_server())
+        run = _Run(env, settings, population, seed)
+        async with running_worker(env.client, settings):
+            await run.play(days)
+            await run.end()
+        store = Store(database_url)
+        try:
+            report = await programme_report(store)
+            weeks, engagements = await _weeks(store, days)
+            checked = await check(store) if check is not None else None
+        finally:
+            await store.close()
+    result = SimulationResult(
+        seed=seed,
+        days=days,
+        customers=groups,
+        started_at=EPOCH,
+        seconds=round(time.monotonic() - began, 1),
+        events_sent=run.sent,
+        engagements=engagements,
+        spent=weeks[-1].spent_so_far if weeks else Decimal(0),
+        report=report,
+        weeks=weeks,
+    )
+    return result, checked
+
+
+class _Run:
+    """One simulation's clock, members and the answers due."""
+
+    def __init__(
+        self, env: WorkflowEnvironment, settings: Settings, population: Population, seed: int
+    ) -> None:
+        self.env, self.settings, self.population, self.seed = env, settings, population, seed
+        self.customers: set[str] = set()
+        self.due: list[_Happening] = []
+        self.seq = itertools.count()
+        self.sent = 0
+        self.answered_to = 0
+        self.limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def play(self, days: float) -> None:
+        for act in self.population.lives(days, self.seed):
+            self._plan(act)
+        await self._move_to(EPOCH)
+        store = Store(self.settings.database_url)
+        try:
+            day = 0.0
+            while day <= days:
+                await self._move_to(EPOCH + timedelta(days=day))
+                # Customers at once; each customer's events in order, one after another.
+                by_customer: dict[str, list[Act]] = defaultdict(list)
+                while self.due and self.due[0].day <= day:
+                    act = heapq.heappop(self.due).act
+                    by_customer[act.customer_id].append(act)
+                await asyncio.gather(*(self._send(acts) for acts in by_customer.values()))
+                for engagement in await self._recorded(store):
+                    # Timed from when the journey sent it (its clock), whenever read.
+                    sent = (engagement.sent_at - EPOCH) / timedelta(days=1)
+                    for act in self.population.answer(engagement, sent, self.seed):
+                        self._plan(act)
+                day += TICK
+        finally:
+            await store.close()
+
+    async def end(self) -> None:
+        """Journeys never end by themselves: end them, so the server waits on none."""
+
+        async def terminate(customer_id: str) -> None:
+            async with self.limit:
+                handle = self.env.client.get_workflow_handle(journey_id(customer_id))
+                # Not found: never started, the member did nothing within the days.
+                with contextlib.suppress(RPCError):
+                    await handle.terminate("simulation over")
+
+        await asyncio.gather(*(terminate(c) for c in self.customers))
+
+    def _plan(self, act: Act) -> None:
+        heapq.heappush(self.due, _Happening(act.day, next(self.seq), act))
+
+    async def _move_to(self, moment: datetime) -> None:
+        remaining = moment - await self.env.get_current_time()
+        if remaining > timedelta(0):
+            await self.env.sleep(remaining)
+
+    async def _send(self, acts: list[Act]) -> None:
+        async with self.limit:
+            for act in acts:
+                moment = await self.env.get_current_time()
+                event = make_event(act.event_id, act.customer_id, act.type, moment, act.properties)
+                settings = self.settings
+                await send_event(self.env.client, settings.task_queue, settings.journey, event)
+                self.customers.add(act.customer_id)
+                self.sent += 1
+
+    async def _recorded(self, store: Store) -> list[Engagement]:
+        """Engagements recorded since the last look, in the order they were."""
+        async with store.reading() as session:
+            rows = await session.exec(
+                select(Engagement)
+                .where(col(Engagement.id) > self.answered_to)
+                .order_by(col(Engagement.id))
+            )
+            found = list(rows.all())
+        if found:
+            self.answered_to = found[-1].id or self.answered_to
+        return found
+
+
+async def _weeks(store: Store, days: float) -> tuple[list[Week], int]:
+    """Per week of the run: flatlines (silence ladders started) and what was spent."""
+    weeks = [Week(week=n + 1) for n in range(int(days // 7) + 1)]
+    async with store.reading() as session:
+        rows = (await session.exec(select(Engagement))).all()
+    started: dict[tuple[str, str], datetime] = {}
+    for row in rows:
+        at = row.sent_at
+        weeks[min(len(weeks) - 1, max(0, (at - EPOCH).days // 7))].spent += row.cost
+        if row.cause == "silence":
+            key = (row.customer_id, row.ladder_run_id)
+            started[key] = min(at, started.get(key, at))
+    for at in started.values():
+        weeks[min(len(weeks) - 1, max(0, (at - EPOCH).days // 7))].flatlines += 1
+    so_far = Decimal(0)
+    for week in weeks:
+        so_far += week.spent
+        week.spent_so_far = so_far
+    return weeks, len(rows)
+
+
+def summary(result: SimulationResult, table: str) -> str:
+    """The run for a terminal: who, how long, what it cost, the report, the weeks."""
+    who = ", ".join(f"{count} {name}" for name, count in result.customers.items())
+    monthly = _months(result.weeks)
+    lines = [
+        f"{sum(result.customers.values())} customers ({who}) over {result.days:g} days, "
+        f"seed {result.seed}: {result.events_sent} events, {result.engagements} "
+        f"engagements, ${result.spent:,.2f} spent; ran in {result.seconds:g} s.",
+        "",
+        table,
+        "",
+        "| weeks | flatlines | spent | spent so far |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {first}-{last} | {flat} | ${spent:,.2f} | ${so_far:,.2f} |"
+            for first, last, flat, spent, so_far in monthly
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _months(weeks: Iterable[Week]) -> list[tuple[int, int, int, Decimal, Decimal]]:
+    """Weeks four at a time: (first, last, flatlines, spent, spent so far)."""
+    listed = list(weeks)
+    return [
+        (
+            chunk[0].week,
+            chunk[-1].week,
+            sum(w.flatlines for w in chunk),
+            sum((w.spent for w in chunk), Decimal(0)),
+            chunk[-1].spent_so_far,
+        )
+        for chunk in (listed[i : i + 4] for i in range(0, len(listed), 4))
+    ]
+
+
+def simulation_page(result: SimulationResult, silence: SilenceCheck | None = None) -> str:
+    """The run as a page: week by week, silence detection against the truth (a cut
+    history), then the report of what engagement achieved."""
+    weeks = result.weeks
+    fig = weekly_figure(
+        [w.week for w in weeks],
+        [w.flatlines for w in weeks],
+        [float(w.spent_so_far) for w in weeks],
+    )
+    charts = [("Week by week", fig)]
+    if silence is not None and silence.auc is not None:
+        points = [(p.false_positive_rate, p.true_positive_rate) for p in silence.roc]
+        heading = (
+            f"Silence detection at the cut: precision {silence.precision or 0:.1%}, "
+            f"recall {silence.recall or 0:.1%}"
+        )
+        charts.append((heading, roc_figure(points, silence.auc)))
+    who = ", ".join(f"{count} {name}" for name, count in result.customers.items())
+    about = (
+        f"{sum(result.customers.values())} customers ({who}), {result.days:g} days from "
+        f"{result.started_at:%Y-%m-%d}, seed {result.seed}: {result.engagements} "
+        f"engagements, ${result.spent:,.2f} spent"
+    )
+    return page(result.report, "Simulation", about, charts)
