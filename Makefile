@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.api_latency
 	$(BIN)/python -m bench.api_latency --postgres
 	$(BIN)/python -m bench.scale_out
+	$(BIN)/python -m bench.simulation_speed
 
 # Pictures of the Temporal UI as ops see it, and of the programme report (Debian's
 # chromium, installed if missing).

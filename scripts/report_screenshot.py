@@ -2,7 +2,8 @@
 through the engagement activities, with twelve weeks of the silence and return ladders
 (customers drawn into a 10% control group as the holdouts draw them, the treated
 recovering more often than the control group, a few of them at every step), then
-`equator report --html` writes the page and headless Chromium photographs it.
+`equator report --html` writes the page and headless Chromium photographs it; and
+`equator simulate --html` of the shipped personas, photographed the same way.
 
     make screenshots        # writes docs/screenshots/programme-report.png among others
 
@@ -158,19 +159,28 @@ async def main() -> None:
         finally:
             await store.close()
         page = data / "programme-report.html"
-        report = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.cli", "report", "--html", str(page),
-            env={**os.environ, "EQUATOR_DATABASE_URL": url},
-        )  # fmt: skip
-        if await report.wait() != 0:
-            raise SystemExit("equator report --html failed")
+        await equator("report", "--html", str(page), environment={"EQUATOR_DATABASE_URL": url})
+        # The shipped personas for a year, as the README runs them.
+        simulated = data / "simulation.html"
+        await equator("simulate", "--seed", "1", "--processes", "2", "--html", str(simulated))
         await asyncio.to_thread(OUT.mkdir, parents=True, exist_ok=True)
         async with chromium_page() as browser:
             await browser.photograph(
                 page.as_uri(), "cost per recovered", OUT / "programme-report.png", 2180, width=1280
             )
+            await browser.photograph(
+                simulated.as_uri(), "Week by week", OUT / "simulation.png", 1500, width=1280
+            )
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def equator(*args: str, environment: dict[str, str] | None = None) -> None:
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starter.cli", *args, env={**os.environ, **(environment or {})}
+    )
+    if await done.wait() != 0:
+        raise SystemExit(f"equator {args[0]} failed")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from starter.campaigns import CalendarError, campaign_schedules, load_calendar, 
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.demo import demo_campaigns, demo_journey, flash_sale, run_demo
 from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
+from starter.fit import FitError, ledger_purchases, summaries
+from starter.fit import fit as fit_model
 from starter.history import (
     HistoryError,
     HistoryPopulation,
@@ -143,10 +145,29 @@ def _parser() -> argparse.ArgumentParser:
         help="write the personas' own purchases over --days as a history file, and stop",
     )
     simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same run")
+    simulate.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="split the customers among this many processes (one per core helps)",
+    )
     simulate_output = simulate.add_mutually_exclusive_group()
     simulate_output.add_argument("--json", action="store_true", help="the result as JSON")
     simulate_output.add_argument(
         "--html", type=Path, metavar="FILE", help="also write the result as a page of charts"
+    )
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit the chance-a-customer-is-alive model (BG/NBD) to the purchases, for "
+        "EQUATOR_JOURNEY__ALIVE",
+    )
+    fit.add_argument(
+        "--history", type=Path, metavar="CSV", help="a purchase history instead of the store"
+    )
+    fit.add_argument("--at", type=_moment, help="as of this moment (default: the last purchase)")
+    fit.add_argument(
+        "--threshold", type=float, default=0.5, help="flatline below this chance alive (0.5)"
     )
 
     for action, help in OPERATOR_ACTIONS.items():
@@ -315,6 +336,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(logging.WARNING)
     if args.customers is not None and args.customers < 1:
         raise PersonaError("--customers must be at least 1")
+    if args.processes < 1:
+        raise PersonaError("--processes must be at least 1")
     personas = load_personas(args.personas).scaled(args.customers)
     if args.write_history:
         rows = write_history(args.write_history, PersonaPopulation(personas), args.days, args.seed)
@@ -332,11 +355,17 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             return await check_silence(store, purchases, history, horizon, settings.journey)
 
         result, check = await simulate(
-            history, history.cut_day, args.seed, settings.journey, check=checked
+            history,
+            history.cut_day,
+            args.seed,
+            settings.journey,
+            check=checked,
+            processes=args.processes,
         )
     else:
+        population = PersonaPopulation(personas)
         result, _ = await simulate(
-            PersonaPopulation(personas), args.days, args.seed, settings.journey
+            population, args.days, args.seed, settings.journey, processes=args.processes
         )
     if args.json:
         extra = {"silence": check.model_dump(mode="json")} if check else {}
@@ -351,6 +380,33 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         page = simulation_page(result, check)
         await asyncio.to_thread(args.html.write_text, page, encoding="utf-8")
         print(f"wrote {args.html}")
+    return 0
+
+
+async def _fit(settings: Settings, args: argparse.Namespace) -> int:
+    """From a history file, or the store's ledger (whoever can reach the database)."""
+    if not 0 < args.threshold < 1:
+        raise FitError("--threshold is a chance, between 0 and 1")
+    if args.history:
+        purchases = [(p.customer_id, p.occurred_at) for p in load_history(args.history)]
+    else:
+        store = Store(settings.database_url)
+        try:
+            purchases = await ledger_purchases(store)
+        finally:
+            await store.close()
+    if not purchases:
+        raise FitError("no purchases to fit")
+    at = args.at or max(at for _, at in purchases)
+    customers = summaries(purchases, at)
+    model = await asyncio.to_thread(fit_model, customers, args.threshold)
+    repeating = sum(1 for c in customers if c.repeats)
+    print(
+        f"fitted to {len(customers)} customers ({repeating} with a repeat purchase) as of "
+        f"{at:%Y-%m-%d}: r {model.r:.4g}, alpha {model.alpha:.4g} days, a {model.a:.4g}, "
+        f"b {model.b:.4g}\n"
+    )
+    print(f"EQUATOR_JOURNEY__ALIVE='{model.model_dump_json()}'")
     return 0
 
 
@@ -445,6 +501,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_report(settings, args))
             case "simulate":
                 return asyncio.run(_simulate(settings, args))
+            case "fit":
+                return asyncio.run(_fit(settings, args))
             case "new-key":
                 return _new_key(args.source, args.scope or [Scope.EVENTS_WRITE])
             case "temporal":
@@ -463,7 +521,14 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"equator: cannot reach the ingest API at {settings.api_url} ({err}); "
               "is `equator run` or `equator api` running?", file=sys.stderr)  # fmt: skip
         return 1
-    except (DevServerError, PersonaError, HistoryError, RuntimeError, OSError) as err:
+    except (
+        DevServerError,
+        PersonaError,
+        HistoryError,
+        FitError,
+        RuntimeError,
+        OSError,
+    ) as err:
         print(f"equator: {err}", file=sys.stderr)
         return 1
     return 0

@@ -60,11 +60,13 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
 
 @functools.cache
 def _logging_runtime() -> Runtime:
-    """The SDK core's own warnings through Python's logging (to stderr, with ours), not
-    printed to stdout, where a command's output goes (``equator simulate --json``)."""
+    """The SDK core's own errors through Python's logging (to stderr, with ours), not
+    printed to stdout, where a command's output goes (``equator simulate --json``). Its
+    warnings against the test server (no heartbeat-details capability; a task completed
+    for a journey a run had just ended) say nothing a simulation can act on."""
     forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
     return Runtime(
-        telemetry=TelemetryConfig(logging=LoggingConfig(filter="WARN", forwarding=forwarding))
+        telemetry=TelemetryConfig(logging=LoggingConfig(filter="ERROR", forwarding=forwarding))
     )
 
 

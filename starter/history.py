@@ -30,6 +30,7 @@ from sqlmodel import col, select
 
 from activities.store import Engagement, Store
 from starter.population import EPOCH, Act, Population
+from workflows.alive import p_alive
 from workflows.config import JourneyConfig
 from workflows.events import Identifier, Label, Money
 from workflows.profile import CADENCE_PURCHASES
@@ -182,9 +183,17 @@ async def check_silence(
 
 
 def silence_score(purchase_times: list[datetime], at: datetime, config: JourneyConfig) -> float:
-    """Time since the last purchase over the customer's silence window, as the journey
-    computes it: at 1 or more, the journey has flatlined."""
-    kept = sorted(purchase_times)[-CADENCE_PURCHASES:]  # as the profile keeps them
+    """How silent the customer is at ``at`` by the journey's rule, scaled so that the
+    journey flatlines at 1: time since the last purchase over the silence window; with
+    the BG/NBD model, the chance of having dropped out over one minus the threshold (a
+    customer with no repeat purchase keeps the cadence rule, as the journey does)."""
+    times = sorted(purchase_times)
+    repeats = len(times) - 1  # as the journey counts orders
+    model = config.alive
+    if model is not None and repeats > 0:
+        recency, age = (times[-1] - times[0]) / DAY, (at - times[0]) / DAY
+        return (1 - p_alive(model, repeats, recency, age)) / (1 - model.threshold)
+    kept = times[-CADENCE_PURCHASES:]  # as the profile keeps them
     return (at - kept[-1]) / silence_window(kept, config)
 
 

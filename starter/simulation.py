@@ -16,11 +16,15 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
+import multiprocessing
 import tempfile
 import time
 import uuid
+import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +38,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Engagement, Store
+from runtime.logging import configure_logging
 from runtime.settings import Settings, WorkerSettings
 from runtime.temporal import send_event
 from runtime.worker import running_worker
@@ -92,9 +97,13 @@ async def simulate(
     config: JourneyConfig | None = None,
     database_url: str | None = None,
     check: Callable[[Store], Awaitable[C]] | None = None,
+    processes: int = 1,
 ) -> tuple[SimulationResult, C | None]:
     """Run ``population`` through the journeys for ``days`` from ``EPOCH``; ``check``
-    reads the store afterwards, for what the result does not say."""
+    reads the store afterwards, for what the result does not say. With ``processes``
+    above 1 the customers are split among that many processes, each with its own
+    time-skipping server and worker, all writing to the one store: a customer's journey
+    depends on no other's, so the run is the same (the offers that learn aside)."""
     began = time.monotonic()
     groups = population.groups()
     customers = sum(groups.values())
@@ -109,11 +118,10 @@ async def simulate(
             # Every journey stays cached: none replays its history to take its next event.
             worker=WorkerSettings(max_cached_journeys=max(1_000, customers), offer_seed=seed),
         )
-        env = await stack.enter_async_context(time_skipping_server())
-        run = _Run(env, settings, population, seed)
-        async with running_worker(env.client, settings):
-            await run.play(days)
-            await run.end()
+        if processes == 1:
+            sent = await _play(population, days, seed, settings)
+        else:
+            sent = await _play_split(population, days, seed, settings, processes)
         store = Store(database_url)
         try:
             report = await programme_report(store)
@@ -127,13 +135,79 @@ async def simulate(
         customers=groups,
         started_at=EPOCH,
         seconds=round(time.monotonic() - began, 1),
-        events_sent=run.sent,
+        events_sent=sent,
         engagements=engagements,
         spent=weeks[-1].spent_so_far if weeks else Decimal(0),
         report=report,
         weeks=weeks,
     )
     return result, checked
+
+
+async def _play(population: Population, days: float, seed: int, settings: Settings) -> int:
+    """The population's run on a time-skipping server of its own; the events it sent."""
+    async with time_skipping_server() as env:
+        run = _Run(env, settings, population, seed)
+        async with running_worker(env.client, settings):
+            await run.play(days)
+            await run.end()
+    return run.sent
+
+
+async def _play_split(
+    population: Population, days: float, seed: int, settings: Settings, processes: int
+) -> int:
+    """A slice of the customers in each of ``processes`` processes (spawned: the SDK's
+    threads do not survive a fork), after one migration of the shared store."""
+    store = Store(settings.database_url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        slices = [
+            loop.run_in_executor(
+                pool, _play_slice, population, index, processes, days, seed, settings
+            )
+            for index in range(processes)
+        ]
+        return sum(await asyncio.gather(*slices))
+
+
+def _play_slice(
+    population: Population, index: int, count: int, days: float, seed: int, settings: Settings
+) -> int:
+    """One process's slice: the customers whose id hashes to ``index`` of ``count``."""
+    configure_logging(logging.WARNING)
+    task_queue = f"{settings.task_queue}-{index}"
+    sliced = _Slice(population, index, count)
+    return asyncio.run(
+        _play(sliced, days, seed, settings.model_copy(update={"task_queue": task_queue}))
+    )
+
+
+class _Slice:
+    """The members of a population whose id hashes to ``index`` of ``count``."""
+
+    def __init__(self, population: Population, index: int, count: int) -> None:
+        self.population, self.index, self.count = population, index, count
+
+    def _ours(self, customer_id: str) -> bool:
+        return zlib.crc32(customer_id.encode()) % self.count == self.index
+
+    def groups(self) -> dict[str, int]:
+        return self.population.groups()
+
+    def lives(self, days: float, seed: int) -> Iterator[Act]:
+        return (act for act in self.population.lives(days, seed) if self._ours(act.customer_id))
+
+    def answer(self, engagement: Engagement, day: float, seed: int) -> Iterable[Act]:
+        # The store is shared: another slice's engagements are its to answer.
+        if not self._ours(engagement.customer_id):
+            return ()
+        return self.population.answer(engagement, day, seed)
 
 
 class _Run:

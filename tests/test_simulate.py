@@ -206,3 +206,14 @@ async def test_a_cut_history_checks_silence_detection_against_what_came_after(
     assert (check.precision, check.recall, check.came_back_anyway) == (1.0, 1.0, 0)
     assert check.silence_spend > 0
     assert check.auc == 1.0
+
+
+async def test_split_among_processes_a_run_comes_out_the_same() -> None:
+    """Each customer's journey depends on no other's (learning is off here)."""
+    population = PersonaPopulation(Personas(personas=(ONE_TIME, STEADY)))
+    alone, _ = await simulate(population, 60, 5, CONFIG)
+    split, _ = await simulate(population, 60, 5, CONFIG, processes=2)
+    assert split.model_dump(exclude={"seconds", "report"}) == alone.model_dump(
+        exclude={"seconds", "report"}
+    )
+    assert split.report.steps == alone.report.steps

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.alive import AliveModel
 from workflows.bandit import LearningRules
 from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
@@ -67,6 +68,10 @@ class JourneyConfig(BaseModel):
     # How decisions with several eligible offers learn which recovers more
     # (workflows/bandit.py).
     learning: LearningRules = LearningRules()
+    # Flatline when the chance the customer is still a customer (BG/NBD, fitted by
+    # ``equator fit``; workflows/alive.py) falls below its threshold; None: the cadence
+    # rule above. A customer with no repeat purchase keeps the cadence rule either way.
+    alive: AliveModel | None = None
 
     @model_validator(mode="after")
     def _programmes_known(self) -> JourneyConfig:

@@ -14,11 +14,12 @@ and while a service ladder (or that care) climbs, marketing waits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel
 
+from workflows.alive import p_alive, silent_from
 from workflows.catalogue import CATALOGUE, learnable
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent, EventType, Response, polarity, traits
@@ -112,9 +113,13 @@ class Remediation(Programme[RemediationState]):
     def silence_deadline(self, journey: Journey, state: RemediationState) -> datetime:
         if state.dormant:
             return journey.now + journey.config.dormant_cadence
-        profile = journey.state.profile
+        profile, config = journey.state.profile, journey.config
         start = profile.last_activity_at or journey.now
-        return start + silence_window(profile.purchase_times, journey.config)
+        silent = _silent_by_model(journey)
+        if silent is None:
+            return start + silence_window(profile.purchase_times, config)
+        # Whatever the model says, anything the customer does buys the shortest window.
+        return max(silent, start + config.silence_min)
 
     def heard(
         self, journey: Journey, state: RemediationState | None, event: CustomerEvent
@@ -279,7 +284,11 @@ class Remediation(Programme[RemediationState]):
             last = profile.last_activity_at
             since = f"{last:%Y-%m-%d %H:%M:%S}" if last else "the start"
             window = silence_window(profile.purchase_times, journey.config)
-            why = f"silent since {since}, window {window}"
+            why = f"silent since {since}, " + (
+                f"window {window}"
+                if _silent_by_model(journey) is None
+                else f"chance still a customer {_alive_now(journey):.0%}"
+            )
             self.start(journey, state, SILENCE, why, care=self._cares(journey, SILENCE))
         assert state.ladder is not None
         journey.report(
@@ -409,3 +418,23 @@ class Remediation(Programme[RemediationState]):
         return (
             f"step {run.step + 1} of {len(self.steps_of(run))} of {run.cause} ladder: {step.name}"
         )
+
+
+def _silent_by_model(journey: Journey) -> datetime | None:
+    """When the BG/NBD model calls the customer silent, if the journey uses it and it can
+    (a repeat purchase is needed)."""
+    model, profile = journey.config.alive, journey.state.profile
+    if model is None or profile.first_purchase_at is None or not profile.purchase_times:
+        return None
+    last = profile.purchase_times[-1]
+    return silent_from(model, profile.first_purchase_at, last, profile.order_count - 1)
+
+
+def _alive_now(journey: Journey) -> float:
+    model, profile = journey.config.alive, journey.state.profile
+    assert model is not None
+    assert profile.first_purchase_at is not None
+    first, last = profile.first_purchase_at, profile.purchase_times[-1]
+    day = timedelta(days=1)
+    recency, age = (last - first) / day, (journey.now - first) / day
+    return p_alive(model, profile.order_count - 1, recency, age)
