@@ -100,7 +100,8 @@ def figure(steps: Sequence[StepReport]) -> go.Figure:
             )
     _styled(fig, barmode="group")
     # Room above the tallest bar for the uplift written over it.
-    ceiling = max(tops) * 1.25 or 1.0
+    # (At most a little over 100%: a rate cannot pass it.)
+    ceiling = min(max(tops) * 1.25, 1.15) or 1.0
     fig.update_yaxes(title_text="recovered", tickformat=".0%", range=[0, ceiling], row=1, col=1)
     fig.update_yaxes(
         title_text="cumulative, $", tickprefix="$", separatethousands=True, row=1, col=2
@@ -293,7 +294,7 @@ def weekly_figure(
         row=1,
         col=2,
     )
-    _styled(fig, height=360, showlegend=False)
+    _styled(fig, showlegend=False)
     fig.update_xaxes(title_text="week")
     fig.update_yaxes(tickprefix="$", separatethousands=True, row=1, col=2)
     return fig
