@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,11 @@ from starter.history import (
     silence_summary,
     write_history,
 )
-from starter.personas import PersonaError, PersonaPopulation, load_personas
-from starter.simulation import simulate, simulation_page, summary
+from starter.personas import PersonaError, PersonaPopulation, Personas, load_personas
+from starter.simulation import SimulationResult, simulate, simulation_page, summary
+from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
 from workflows.calendar import Calendar, Campaign
+from workflows.config import JourneyConfig
 from workflows.details import current_details
 from workflows.journey import CustomerJourney
 from workflows.operator import OperatorRequest, StartLadderRequest
@@ -145,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write the personas' own purchases over --days as a history file, and stop",
     )
     simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same run")
+    simulate.add_argument(
+        "--sweep",
+        metavar="NAME=V1,V2",
+        help="run once per value of a journey setting (silence_multiplier=1.5,2,3; "
+        "alive.threshold=0.3,0.5) and print a table of what each did",
+    )
     simulate.add_argument(
         "--processes",
         type=int,
@@ -343,30 +351,17 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         rows = write_history(args.write_history, PersonaPopulation(personas), args.days, args.seed)
         print(f"wrote {rows} purchases to {args.write_history}")
         return 0
-    check: SilenceCheck | None = None
-    if args.history:
-        if args.cut is None:
-            raise HistoryError("--history needs --cut (where the journeys stop)")
-        purchases = load_history(args.history)
-        history = HistoryPopulation(purchases, args.cut)
-        horizon = timedelta(days=args.horizon)
-
-        async def checked(store: Store) -> SilenceCheck:
-            return await check_silence(store, purchases, history, horizon, settings.journey)
-
-        result, check = await simulate(
-            history,
-            history.cut_day,
-            args.seed,
-            settings.journey,
-            check=checked,
-            processes=args.processes,
-        )
-    else:
-        population = PersonaPopulation(personas)
-        result, _ = await simulate(
-            population, args.days, args.seed, settings.journey, processes=args.processes
-        )
+    run = _simulation(args, personas)
+    if args.sweep:
+        name, values = parse_sweep(args.sweep)
+        configs = [with_setting(settings.journey, name, value) for value in values]
+        swept = [row(name, v, *await run(c)) for v, c in zip(values, configs, strict=True)]
+        if args.json:
+            print(json.dumps([r.model_dump(mode="json") for r in swept], indent=2))
+        else:
+            print(sweep_table(swept))
+        return 0
+    result, check = await run(settings.journey)
     if args.json:
         extra = {"silence": check.model_dump(mode="json")} if check else {}
         print(json.dumps({**result.model_dump(mode="json"), **extra}, indent=2))
@@ -381,6 +376,37 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         await asyncio.to_thread(args.html.write_text, page, encoding="utf-8")
         print(f"wrote {args.html}")
     return 0
+
+
+def _simulation(
+    args: argparse.Namespace, personas: Personas
+) -> Callable[[JourneyConfig], Awaitable[tuple[SimulationResult, SilenceCheck | None]]]:
+    """How one run goes for these arguments, given the journeys' configuration: the
+    personas, or the history up to the cut with its silence check."""
+    if not args.history:
+        population = PersonaPopulation(personas)
+
+        async def personas_run(config: JourneyConfig) -> tuple[SimulationResult, None]:
+            return await simulate(
+                population, args.days, args.seed, config, processes=args.processes
+            )
+
+        return personas_run
+    if args.cut is None:
+        raise HistoryError("--history needs --cut (where the journeys stop)")
+    purchases = load_history(args.history)
+    history = HistoryPopulation(purchases, args.cut)
+    horizon = timedelta(days=args.horizon)
+
+    async def history_run(config: JourneyConfig) -> tuple[SimulationResult, SilenceCheck | None]:
+        async def checked(store: Store) -> SilenceCheck:
+            return await check_silence(store, purchases, history, horizon, config)
+
+        return await simulate(
+            history, history.cut_day, args.seed, config, check=checked, processes=args.processes
+        )
+
+    return history_run
 
 
 async def _fit(settings: Settings, args: argparse.Namespace) -> int:
@@ -526,6 +552,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         PersonaError,
         HistoryError,
         FitError,
+        SweepError,
         RuntimeError,
         OSError,
     ) as err:

@@ -33,6 +33,7 @@ from starter.personas import (
     load_personas,
 )
 from starter.simulation import SimulationResult, simulate
+from starter.sweep import SweepError, parse_sweep, with_setting
 from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from tests.servers import equator
 from workflows.bandit import LearningRules
@@ -217,3 +218,38 @@ async def test_split_among_processes_a_run_comes_out_the_same() -> None:
         exclude={"seconds", "report"}
     )
     assert split.report.steps == alone.report.steps
+
+
+def test_a_sweep_names_a_setting_and_its_values() -> None:
+    assert parse_sweep("silence_multiplier=1.5, 2,3") == ("silence_multiplier", ["1.5", "2", "3"])
+    for bad in ("silence_multiplier", "silence_multiplier=2", "=1,2"):
+        with pytest.raises(SweepError, match="two values at least"):
+            parse_sweep(bad)
+    assert with_setting(JourneyConfig(), "silence_multiplier", "1.5").silence_multiplier == 1.5
+    nested = with_setting(JourneyConfig(), "contact.marketing_cap", "9")
+    assert nested.contact.marketing_cap == 9
+    with pytest.raises(SweepError, match="no setting 'silence_multiplyer'"):
+        with_setting(JourneyConfig(), "silence_multiplyer", "2")
+    with pytest.raises(SweepError, match=r"no setting 'alive\.threshold'"):
+        with_setting(JourneyConfig(), "alive.threshold", "0.5")  # no model configured
+    with pytest.raises(SweepError, match="silence_multiplier=-1: Input should be greater than 0"):
+        with_setting(JourneyConfig(), "silence_multiplier", "-1")
+
+
+async def test_equator_simulate_sweeps_a_setting(tmp_path: Path) -> None:
+    personas = tmp_path / "personas.toml"
+    personas.write_text(
+        '[[personas]]\nname = "penny"\ncount = 3\nstarts_within = 0\nchurn = 1.0\n'
+        "gap_days = { mean = 30 }\nbasket = { mean = 40 }\n"
+    )
+    code, out, err = await equator(
+        "simulate", "--personas", str(personas), "--days", "45", "--json",
+        "--sweep", "silence_default=P20D,P40D",
+        environment={},
+    )  # fmt: skip
+    assert code == 0, err
+    early, late = json.loads(out)
+    assert (early["value"], late["value"]) == ("P20D", "P40D")
+    # Silent at day 20 or 40: both flatline within 45 days, the first climbs further.
+    assert early["flatlines"] == late["flatlines"] == 3
+    assert early["engagements"] > late["engagements"]
