@@ -7,7 +7,8 @@ clock then moves a tick at a time from a fixed start: what members do is signall
 their journeys as the ingest API would; every engagement the store records is answered
 by the member's persona (a purchase, an open, feedback) a little later, each answer
 drawn from the seed and the engagement's name. A held-back customer's ghost reached no
-one and is not answered. The same seed gives the same run.
+one and is not answered. The same seed gives the same run, but for the offers that
+learn: journeys choosing at the same moment read counts that others are writing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-import structlog
 from pydantic import BaseModel
 from sqlmodel import col, select
 from temporalio.service import RPCError
@@ -50,8 +50,6 @@ from starter.population import EPOCH, Act, Population
 from workflows.config import JourneyConfig
 from workflows.events import make_event
 from workflows.journey import journey_id
-
-log = structlog.get_logger(__name__)
 
 # How far the clock moves at a time.
 TICK = 0.5
