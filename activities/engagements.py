@@ -5,10 +5,11 @@ from the counts those writes keep."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import and_, bindparam, or_, update
+from sqlalchemy import and_, bindparam, case, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -140,20 +141,13 @@ class EngagementActivities:
     @activity.defn(name=CHOOSE_OFFER)
     async def choose_offer(self, request: OfferChoiceRequest) -> bandit.Choice:
         """One Thompson draw over the offers' counts for the decision and cohort."""
-        async with self._store.reading() as session:
-            found = await session.exec(
-                select(OfferArm).where(
-                    OfferArm.decision == request.decision,
-                    OfferArm.cohort == request.cohort,
-                    col(OfferArm.offer_id).in_(request.arms),
-                )
-            )
-            counts = {arm.offer_id: arm for arm in found.all()}
+        lag = request.rules.counts_lag
+        if lag is None or request.at is None:
+            counts = await self._running_counts(request)
+        else:
+            counts = await self._counts_as_of(request, request.at - lag)
         arms = [
-            bandit.ArmCounts(offer_id=offer_id, sent=arm.sent, recovered=arm.recovered)
-            if (arm := counts.get(offer_id))
-            else bandit.ArmCounts(offer_id=offer_id)
-            for offer_id in request.arms
+            counts.get(offer_id, bandit.ArmCounts(offer_id=offer_id)) for offer_id in request.arms
         ]
         rng = self._rng if self._seed is None else random.Random(f"{self._seed}/{request.draw_key}")
         choice = bandit.choose(arms, request.rules, rng)
@@ -165,6 +159,54 @@ class EngagementActivities:
             explored=choice.explored,
         )
         return choice
+
+    async def _running_counts(self, request: OfferChoiceRequest) -> dict[str, bandit.ArmCounts]:
+        async with self._store.reading() as session:
+            found = await session.exec(
+                select(OfferArm).where(
+                    OfferArm.decision == request.decision,
+                    OfferArm.cohort == request.cohort,
+                    col(OfferArm.offer_id).in_(request.arms),
+                )
+            )
+            return {
+                arm.offer_id: bandit.ArmCounts(
+                    offer_id=arm.offer_id, sent=arm.sent, recovered=arm.recovered
+                )
+                for arm in found.all()
+            }
+
+    async def _counts_as_of(
+        self, request: OfferChoiceRequest, before: datetime
+    ) -> dict[str, bandit.ArmCounts]:
+        """The counts as they stood at ``before``, from the engagements and credits."""
+        credited = (
+            select(col(EngagementCredit.idempotency_key))
+            .where(col(EngagementCredit.at) < before)
+            .distinct()
+            .subquery()
+        )
+        recovered = case((col(credited.c.idempotency_key).is_not(None), 1), else_=0)
+        query = (
+            select(col(Engagement.offer_id), func.count(), func.sum(recovered))
+            .select_from(Engagement)
+            .outerjoin(credited, credited.c.idempotency_key == Engagement.idempotency_key)
+            .where(
+                col(Engagement.decision) == request.decision,
+                col(Engagement.arm_cohort) == request.cohort,
+                col(Engagement.offer_id).in_(request.arms),
+                col(Engagement.held_back).is_(False),
+                col(Engagement.sent_at) < before,
+            )
+            .group_by(col(Engagement.offer_id))
+        )
+        async with self._store.reading() as session:
+            connection = await session.connection()
+            rows = (await connection.execute(query)).all()
+        return {
+            offer_id: bandit.ArmCounts(offer_id=offer_id, sent=sent, recovered=int(back or 0))
+            for offer_id, sent, back in rows
+        }
 
     async def _count(
         self,

@@ -7,8 +7,10 @@ clock then moves a tick at a time from a fixed start: what members do is signall
 their journeys as the ingest API would; every engagement the store records is answered
 by the member's persona (a purchase, an open, feedback) a little later, each answer
 drawn from the seed and the engagement's name. A held-back customer's ghost reached no
-one and is not answered. The same seed gives the same run, but for the offers that
-learn: journeys choosing at the same moment read counts that others are writing.
+one and is not answered. The same seed gives the same run (the offers that learn
+choose from the counts as they stood a tick and a half before, which no journey
+choosing at the same moment can change), but where a journey's own timer and an event
+for the same customer fall due at one tick: either may come first.
 """
 
 from __future__ import annotations
@@ -109,10 +111,15 @@ async def simulate(
         if database_url is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="equator-sim-"))
             database_url = f"sqlite+aiosqlite:///{folder}/simulation.db"
+        config = config or JourneyConfig()
+        # Offers that learn choose from the counts of a tick and a half before: journeys
+        # choosing at the same moment cannot see each other's sends, so a run repeats.
+        lag = {"counts_lag": timedelta(days=TICK * 1.5)}
+        learning = config.learning.model_copy(update=lag)
         settings = Settings(
             task_queue=f"simulation-{uuid.uuid4().hex[:8]}",
             database_url=database_url,
-            journey=config or JourneyConfig(),
+            journey=config.model_copy(update={"learning": learning}),
             # Every journey stays cached: none replays its history to take its next event.
             worker=WorkerSettings(max_cached_journeys=max(1_000, customers), offer_seed=seed),
         )

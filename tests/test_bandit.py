@@ -5,7 +5,7 @@ learn which offer recovers more."""
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -217,3 +217,37 @@ async def test_a_seeded_worker_draws_the_same_for_the_same_engagement(store: Sto
     assert await draws(5) == first
     assert len(set(first)) == 3  # each key its own draw
     assert await draws(6) != first
+
+
+async def test_counts_that_lag_are_read_as_they_stood(store: Store) -> None:
+    """With ``counts_lag`` a choice sees the sends and first credits from before its
+    moment less the lag, and nothing later: what a simulation needs to repeat."""
+    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=1)
+    day = timedelta(days=1)
+    for n, offer_id in enumerate(("pct10", "five-off", "five-off")):
+        request = learned(f"r/{n}", offer_id).model_copy(update={"at": T0 + n * day})
+        await activities.send_engagement(request)
+    paid = Attribution(idempotency_key="customer-c/r/1", event_id="p", amount=40, at=T0 + day)
+    await activities.record_attributions(RecordAttributionsRequest(attributions=[paid]))
+    lagging = LearningRules(counts_lag=day)
+
+    async def seen(at: datetime) -> dict[str, tuple[int, int]]:
+        ask = OfferChoiceRequest(
+            decision="silence/an offer",
+            cohort="repeat",
+            arms=["pct10", "five-off"],
+            rules=lagging,
+            draw_key="c/x",
+            at=at,
+        )
+        choice = await activities.choose_offer(ask)
+        return {a.offer_id: (a.sent, a.recovered) for a in choice.arms}
+
+    assert await seen(T0 + day + timedelta(hours=1)) == {"pct10": (1, 0), "five-off": (0, 0)}
+    assert await seen(T0 + 2 * day + timedelta(hours=1)) == {"pct10": (1, 0), "five-off": (1, 1)}
+    # The running counts see everything at once.
+    ask = OfferChoiceRequest(
+        decision="silence/an offer", cohort="repeat", arms=["five-off"], rules=PURE, draw_key="k"
+    )
+    [five_off] = (await activities.choose_offer(ask)).arms
+    assert (five_off.sent, five_off.recovered) == (2, 1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,11 @@ class LearningRules(BaseModel):
     enabled: bool = True
     # The most of decisions that may go to an offer other than the current leader.
     max_exploration: float = Field(default=0.5, gt=0, le=1)
+    # Choose from the counts as they stood this long before the choice, read from the
+    # engagements themselves rather than the running counts: journeys choosing at the
+    # same moment then cannot see each other's sends, so a simulation repeats. None:
+    # the running counts (``offer_arm``), as production uses them.
+    counts_lag: timedelta | None = None
 
 
 class ArmCounts(BaseModel):

@@ -78,6 +78,8 @@ class OfferChoiceRequest(BaseModel):
     # Names this draw (the customer and the engagement): a worker given a seed draws
     # the same for it every time, whatever order journeys ask in.
     draw_key: str
+    # When the journey chooses (its clock), for counts that lag (``rules.counts_lag``).
+    at: datetime | None = None
 
 
 class EngagementResult(BaseModel):

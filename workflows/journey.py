@@ -492,6 +492,7 @@ class CustomerJourney:
             arms=list(engagement.arms),
             rules=self._config.learning,
             draw_key=f"{self._state.customer_id}/{engagement.key}",
+            at=workflow.now(),
         )
         try:
             choice = await workflow.execute_local_activity(
