@@ -188,10 +188,13 @@ def test_the_silence_score_and_its_roc() -> None:
 async def test_a_cut_history_checks_silence_detection_against_what_came_after(
     tmp_path: Path,
 ) -> None:
-    """Steady buyers keep buying after the cut; one-time buyers never come back."""
+    """A few hundred customers whose truth is known: steady buyers keep buying after the
+    cut, one-time buyers never come back."""
     history = tmp_path / "history.csv"
-    population = PersonaPopulation(Personas(personas=(ONE_TIME, STEADY)))
-    assert write_history(history, population, days=120, seed=2) > 12
+    once = ONE_TIME.model_copy(update={"count": 150, "starts_within": 30})
+    steady = STEADY.model_copy(update={"count": 100, "starts_within": 7})
+    population = PersonaPopulation(Personas(personas=(once, steady)))
+    assert write_history(history, population, days=120, seed=2) > 1_500
     purchases = load_history(history)
     cut = WRITTEN_FROM + 75 * timedelta(days=1)
     replay = HistoryPopulation(purchases, cut)
@@ -201,9 +204,9 @@ async def test_a_cut_history_checks_silence_detection_against_what_came_after(
 
     result, check = await simulate(replay, replay.cut_day, 1, CONFIG, check=checked)
     assert check is not None
-    assert result.customers == {"history": 12}
-    # The eight one-time buyers flatlined at day 30 and bought nothing after the cut.
-    assert (check.customers, check.truly_silent, check.flagged) == (12, 8, 8)
+    assert result.customers == {"history": 250}
+    # The one-time buyers flatlined 30 days after buying, and bought nothing after the cut.
+    assert (check.customers, check.truly_silent, check.flagged) == (250, 150, 150)
     assert (check.precision, check.recall, check.came_back_anyway) == (1.0, 1.0, 0)
     assert check.silence_spend > 0
     assert check.auc == 1.0
