@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -50,9 +51,9 @@ from starter.history import (
 from starter.personas import PersonaError, PersonaPopulation, Personas, load_personas
 from starter.simulation import SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
+from starter.terminal import show_details, show_journey
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
-from workflows.details import current_details
 from workflows.journey import CustomerJourney
 from workflows.operator import OperatorRequest, StartLadderRequest
 from workflows.registry import REMEDIATION
@@ -288,10 +289,7 @@ async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
     if as_json:
         print(view.model_dump_json(indent=2))
         return 0
-    print(current_details(view))
-    print("\nrecent timeline:")
-    for entry in view.state.timeline[-10:]:
-        print(f"  {entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<17} {entry.summary}")
+    show_journey(view, Console())
     return 0
 
 
@@ -486,7 +484,7 @@ async def _steer(settings: Settings, args: argparse.Namespace) -> int:
     except RPCError as err:
         print(f"equator: no journey for {args.customer_id}: {err.message}", file=sys.stderr)
         return 1
-    print(current_details(view))
+    show_details(view, Console())
     return 0
 
 

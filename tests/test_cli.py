@@ -53,7 +53,7 @@ async def test_send_then_show(api: Ingest) -> None:
     assert state["line_position"] == "above"
     assert state["profile"]["lifetime_value"] == "42.5"
     code, out, _ = await equator(api.url, "show", who)
-    assert "is **above** the line" in out
+    assert "is above the line" in out  # piped: plain text
     assert "purchase: amount 42.5, category shoes (from pos)" in out
 
 

@@ -119,7 +119,7 @@ async def test_the_cli_pauses_and_explains_a_refusal(
 
     code, out, _ = await equator("pause", customer, "--by", "carol", "--reason", "fraud check")
     assert code == 0
-    assert "**paused** by carol" in out
+    assert "paused by carol" in out
     code, _, err = await equator("pause", customer, "--by", "carol")
     assert code == 1
     assert "refused: already paused by carol" in err
