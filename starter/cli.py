@@ -51,7 +51,7 @@ from starter.history import (
 from starter.personas import PersonaError, PersonaPopulation, Personas, load_personas
 from starter.simulation import SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
-from starter.terminal import show_details, show_journey
+from starter.terminal import progress_of, show_details, show_journey
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.journey import CustomerJourney
@@ -385,9 +385,15 @@ def _simulation(
         population = PersonaPopulation(personas)
 
         async def personas_run(config: JourneyConfig) -> tuple[SimulationResult, None]:
-            return await simulate(
-                population, args.days, args.seed, config, processes=args.processes
-            )
+            with progress_of(args.days) as progress:
+                return await simulate(
+                    population,
+                    args.days,
+                    args.seed,
+                    config,
+                    processes=args.processes,
+                    progress=progress,
+                )
 
         return personas_run
     if args.cut is None:
@@ -400,9 +406,16 @@ def _simulation(
         async def checked(store: Store) -> SilenceCheck:
             return await check_silence(store, purchases, history, horizon, config)
 
-        return await simulate(
-            history, history.cut_day, args.seed, config, check=checked, processes=args.processes
-        )
+        with progress_of(history.cut_day) as progress:
+            return await simulate(
+                history,
+                history.cut_day,
+                args.seed,
+                config,
+                check=checked,
+                processes=args.processes,
+                progress=progress,
+            )
 
     return history_run
 

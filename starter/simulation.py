@@ -35,6 +35,8 @@ from decimal import Decimal
 from typing import TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -98,12 +100,14 @@ async def simulate(
     database_url: str | None = None,
     check: Callable[[Store], Awaitable[C]] | None = None,
     processes: int = 1,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[SimulationResult, C | None]:
     """Run ``population`` through the journeys for ``days`` from ``EPOCH``; ``check``
     reads the store afterwards, for what the result does not say. With ``processes``
     above 1 the customers are split among that many processes, each with its own
     time-skipping server and worker, all writing to the one store: a customer's journey
-    depends on no other's, so the run is the same (the offers that learn aside)."""
+    depends on no other's, so the run is the same (the offers that learn aside).
+    ``progress`` hears, as the run goes, how many days the journeys have reached."""
     began = time.monotonic()
     groups = population.groups()
     customers = sum(groups.values())
@@ -123,10 +127,17 @@ async def simulate(
             # Every journey stays cached: none replays its history to take its next event.
             worker=WorkerSettings(max_cached_journeys=max(1_000, customers), offer_seed=seed),
         )
-        if processes == 1:
-            sent = await _play(population, days, seed, settings)
-        else:
-            sent = await _play_split(population, days, seed, settings, processes)
+        watching = asyncio.create_task(_watch(database_url, progress)) if progress else None
+        try:
+            if processes == 1:
+                sent = await _play(population, days, seed, settings)
+            else:
+                sent = await _play_split(population, days, seed, settings, processes)
+        finally:
+            if watching is not None:
+                watching.cancel()
+        if progress is not None:
+            progress(days)
         store = Store(database_url)
         try:
             report = await programme_report(store)
@@ -147,6 +158,23 @@ async def simulate(
         weeks=weeks,
     )
     return result, checked
+
+
+async def _watch(database_url: str, progress: Callable[[float], None]) -> None:
+    """How far the journeys have got, from the store (every process writes there): the
+    latest engagement on the journeys' clock, four times a second until cancelled."""
+    store = Store(database_url)
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            # Not there yet while the store is being made: try again.
+            with contextlib.suppress(SQLAlchemyError):
+                async with store.reading() as session:
+                    latest = (await session.exec(select(func.max(Engagement.sent_at)))).one()
+                if latest is not None:
+                    progress((latest - EPOCH) / timedelta(days=1))
+    finally:
+        await store.close()
 
 
 async def _play(population: Population, days: float, seed: int, settings: Settings) -> int:

@@ -4,10 +4,13 @@ and diffs well."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from workflows.details import current_details
@@ -50,3 +53,26 @@ def show_journey(view: JourneyView, out: Console) -> None:
     for entry in entries:
         table.add_row(local(entry.at), entry.kind, entry.programme or "", entry.summary)
     out.print(table)
+
+
+@contextmanager
+def progress_of(days: float) -> Iterator[Callable[[float], None] | None]:
+    """A bar of simulated days on the terminal's stderr while a simulation runs, gone
+    when it ends; None when stderr is not a terminal (a log, a pipe: nothing to redraw)."""
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("simulated days"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f} of {task.total:.0f}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("simulate", total=days)
+
+        def reached(day: float) -> None:
+            bar.update(task, completed=min(day, days))
+
+        yield reached

@@ -5,6 +5,7 @@ agree with what the journeys did and come out the same twice."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -107,15 +108,19 @@ def test_a_personas_file_says_what_is_wrong_where(tmp_path: Path) -> None:
         load_personas(bad)
 
 
-async def run(seed: int) -> SimulationResult:
+async def run(seed: int, progress: Callable[[float], None] | None = None) -> SimulationResult:
     population = PersonaPopulation(Personas(personas=(ONE_TIME, STEADY)))
-    result, _ = await simulate(population, 75, seed, CONFIG)
+    result, _ = await simulate(population, 75, seed, CONFIG, progress=progress)
     return result
 
 
 async def test_a_population_runs_through_the_journeys_and_the_same_seed_runs_the_same() -> None:
-    result = await run(seed=4)
+    reached: list[float] = []
+    result = await run(seed=4, progress=reached.append)
     assert result.customers == {"one-time": 8, "steady": 4}
+    # Progress is the journeys' clock, from the store: it only moves on.
+    assert reached == sorted(reached)
+    assert reached[-1] == 75
     steps = {(s.cause, s.step_name): s for s in result.report.steps}
     # Each one-time buyer goes silent 30 days after buying and climbs the silence ladder;
     # the steady buyers never do. Nobody answers: none recovers.
