@@ -212,10 +212,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, demo: bool) -> None:
-    # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C: the server goes down too.
+    # SIGTERM (a supervisor, `kill`) and SIGHUP (the terminal closed) stop as cleanly as
+    # Ctrl-C: the server, in a session of its own, goes down last.
     task = asyncio.current_task()
     assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        asyncio.get_running_loop().add_signal_handler(stop, task.cancel)
     settings = with_metrics(with_local_source(settings))
     if demo:
         settings = settings.model_copy(

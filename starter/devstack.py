@@ -140,8 +140,12 @@ async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> Async
     data_dir = Path(settings.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     log = await asyncio.to_thread((data_dir / "temporal-server.log").open, "ab")
+    # In a session of its own, out of reach of the terminal's Ctrl-C: this process stops
+    # the demo, the API and the worker first and the server last, not the server first
+    # under them (a fan-out in flight then took 10 s to give up). The server ignores an
+    # inherited SIGINT, so that is the only way to keep the signal from it.
     process = await asyncio.create_subprocess_exec(
-        *_command(settings), stdout=log, stderr=asyncio.subprocess.STDOUT
+        *_command(settings), stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True
     )
     try:
         try:

@@ -1,0 +1,59 @@
+"""A clean stop: Ctrl-C on `equator run` (SIGINT to its whole process group, as a
+terminal sends it) while the demo's Flash Sale is fanning out stops the demo, the API,
+the worker and then the dev server, quickly and without a warning."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from tests.servers import free_port
+
+# Where the fan-out is in flight: the journeys are filing the campaign's contacts.
+FANNING_OUT = b"campaign.contacts_recorded"
+NOISE = (b'"level": "warning"', b'"level": "error"', b"WARN", b"Traceback", b"Error")
+
+
+async def test_ctrl_c_stops_everything_quickly_and_quietly(tmp_path: Path) -> None:
+    temporal_port = free_port()
+    environment = {
+        **os.environ,
+        "EQUATOR_DATA_DIR": str(tmp_path),
+        "EQUATOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}",
+        "EQUATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "EQUATOR_UI_PORT": str(free_port()),
+        "EQUATOR_INGEST__PORT": str(free_port()),
+        "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starter.cli", "run",
+        env=environment, start_new_session=True,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(120):
+            while FANNING_OUT not in (line := await process.stderr.readline()):
+                assert line, "equator run ended before its demo fanned out"
+        began = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        async with asyncio.timeout(30):
+            after = await process.stderr.read()
+            await process.wait()
+        took = time.monotonic() - began
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    assert process.returncode == 0
+    assert took < 6, f"the stop took {took:.1f} s"
+    noisy = [line for line in after.splitlines() if any(n in line for n in NOISE)]
+    assert noisy == []
+    # The dev server went too: nothing answers on its port.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", temporal_port)) != 0
