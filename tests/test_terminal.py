@@ -38,6 +38,8 @@ def test_piped_the_journey_is_plain_text_that_greps() -> None:
     assert "recent timeline:" in text
     assert f"  {local(AT)}  event" in text
     assert "purchase: amount 42.5, category shoes" in text
+    # What the journey waits for, to the second (the purchase came at 10:07:32).
+    assert "flatline if still silent at 2026-01-31 10:07:32 UTC" in text
 
 
 def test_on_a_terminal_the_journey_is_styled_with_a_timeline_table() -> None:

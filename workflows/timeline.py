@@ -29,4 +29,6 @@ def money(amount: Decimal) -> str:
 
 
 def when(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M} UTC"
+    """A moment in a summary, to the second: a step due at 10:07:32 does not read as
+    due at 10:07."""
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
