@@ -49,6 +49,7 @@ from starter.history import (
     write_history,
 )
 from starter.personas import PersonaError, PersonaPopulation, Personas, load_personas
+from starter.population import Population
 from starter.simulation import SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
 from starter.terminal import progress_of, show_details, show_journey
@@ -383,43 +384,36 @@ def _simulation(
 ) -> Callable[[JourneyConfig], Awaitable[tuple[SimulationResult, SilenceCheck | None]]]:
     """How one run goes for these arguments, given the journeys' configuration: the
     personas, or the history up to the cut with its silence check."""
-    if not args.history:
-        population = PersonaPopulation(personas)
+    population: Population = PersonaPopulation(personas)
+    days: float = args.days
+    silence: Callable[[JourneyConfig], Callable[[Store], Awaitable[SilenceCheck]]] | None = None
+    if args.history:
+        if args.cut is None:
+            raise HistoryError("--history needs --cut (where the journeys stop)")
+        purchases = load_history(args.history)
+        history = HistoryPopulation(purchases, args.cut)
+        horizon = timedelta(days=args.horizon)
+        population, days = history, history.cut_day
 
-        async def personas_run(config: JourneyConfig) -> tuple[SimulationResult, None]:
-            with progress_of(args.days) as progress:
-                return await simulate(
-                    population,
-                    args.days,
-                    args.seed,
-                    config,
-                    processes=args.processes,
-                    progress=progress,
-                )
+        def silence(config: JourneyConfig) -> Callable[[Store], Awaitable[SilenceCheck]]:
+            async def checked(store: Store) -> SilenceCheck:
+                return await check_silence(store, purchases, history, horizon, config)
 
-        return personas_run
-    if args.cut is None:
-        raise HistoryError("--history needs --cut (where the journeys stop)")
-    purchases = load_history(args.history)
-    history = HistoryPopulation(purchases, args.cut)
-    horizon = timedelta(days=args.horizon)
+            return checked
 
-    async def history_run(config: JourneyConfig) -> tuple[SimulationResult, SilenceCheck | None]:
-        async def checked(store: Store) -> SilenceCheck:
-            return await check_silence(store, purchases, history, horizon, config)
-
-        with progress_of(history.cut_day) as progress:
+    async def run(config: JourneyConfig) -> tuple[SimulationResult, SilenceCheck | None]:
+        with progress_of(days) as progress:
             return await simulate(
-                history,
-                history.cut_day,
+                population,
+                days,
                 args.seed,
                 config,
-                check=checked,
+                check=silence(config) if silence else None,
                 processes=args.processes,
                 progress=progress,
             )
 
-    return history_run
+    return run
 
 
 async def _fit(settings: Settings, args: argparse.Namespace) -> int:

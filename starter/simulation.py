@@ -180,7 +180,7 @@ async def _watch(database_url: str, progress: Callable[[float], None]) -> None:
 async def _play(population: Population, days: float, seed: int, settings: Settings) -> int:
     """The population's run on a time-skipping server of its own; the events it sent."""
     async with time_skipping_server() as env:
-        run = _Run(env, settings, population, seed)
+        run = Driver(env, settings, population, seed)
         async with running_worker(env.client, settings):
             await run.play(days)
             await run.end()
@@ -243,13 +243,20 @@ class _Slice:
         return self.population.answer(engagement, day, seed)
 
 
-class _Run:
-    """One simulation's clock, members and the answers due."""
+class Driver:
+    """A population played against journeys on a time-skipping server: its clock from
+    ``start`` (``EPOCH`` in a simulation), its members' acts, and the answers due."""
 
     def __init__(
-        self, env: WorkflowEnvironment, settings: Settings, population: Population, seed: int
+        self,
+        env: WorkflowEnvironment,
+        settings: Settings,
+        population: Population,
+        seed: int,
+        start: datetime = EPOCH,
     ) -> None:
         self.env, self.settings, self.population, self.seed = env, settings, population, seed
+        self.start = start
         self.customers: set[str] = set()
         self.due: list[_Happening] = []
         self.seq = itertools.count()
@@ -260,12 +267,12 @@ class _Run:
     async def play(self, days: float) -> None:
         for act in self.population.lives(days, self.seed):
             self._plan(act)
-        await self._move_to(EPOCH)
+        await self._move_to(self.start)
         store = Store(self.settings.database_url)
         try:
             day = 0.0
             while day <= days:
-                await self._move_to(EPOCH + timedelta(days=day))
+                await self._move_to(self.start + timedelta(days=day))
                 # Customers at once; each customer's events in order, one after another.
                 by_customer: dict[str, list[Act]] = defaultdict(list)
                 while self.due and self.due[0].day <= day:
@@ -274,7 +281,7 @@ class _Run:
                 await asyncio.gather(*(self._send(acts) for acts in by_customer.values()))
                 for engagement in await self._recorded(store):
                     # Timed from when the journey sent it (its clock), whenever read.
-                    sent = (engagement.sent_at - EPOCH) / timedelta(days=1)
+                    sent = (engagement.sent_at - self.start) / timedelta(days=1)
                     for act in self.population.answer(engagement, sent, self.seed):
                         self._plan(act)
                 day += TICK

@@ -7,24 +7,26 @@ truth.
     await play(kit, members, answer, until=80)
 
 Each member buys once on the day it joins and is then left to its journey. The clock
-moves on a tick at a time; every engagement the store records is handed to ``answer``,
-which says what the customer buys a day later, if anything.
+moves as ``equator simulate``'s does (``starter.simulation.Driver``), from the
+scenario's day 0; every engagement the store records is handed to ``answer``, which
+says what the customer buys a day after it was sent, if anything.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlmodel import col, select
-
-from activities.store import Engagement, Store
+from activities.store import Engagement
+from starter.population import Act
+from starter.simulation import Driver
 from testkit.scenario import Scenario
 
 # What a customer who was sent (or held back from) ``engagement`` buys: None, nothing.
 Answer = Callable[[Engagement], Decimal | None]
+# How long after an engagement a customer who answers it buys, in days.
+DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,41 +52,30 @@ class Quota:
         return int(self.seen * self.rate) > before
 
 
-async def play(
-    kit: Scenario,
-    members: list[Member],
-    answer: Answer,
-    until: float,
-    tick: float = 0.5,
-    delay: float = 1.0,
-) -> int:
-    """Run the population to day ``until``; returns how many engagements it was sent."""
-    due = [(m.joins, m.customer_id, m.amount) for m in members]
-    heapq.heapify(due)
-    store = Store(kit.settings.database_url)
-    seen, answered = 0, 0
-    try:
-        day = 0.0
-        while day <= until:
-            await kit.at(day)
-            while due and due[0][0] <= day:
-                _, customer_id, amount = heapq.heappop(due)
-                await kit.event(customer_id, "purchase", amount=amount)
-            for engagement in await _recorded_after(store, seen):
-                assert engagement.id is not None
-                seen = engagement.id
-                answered += 1
-                if (spends := answer(engagement)) is not None:
-                    heapq.heappush(due, (day + delay, engagement.customer_id, spends))
-            day += tick
-    finally:
-        await store.close()
-    return answered
+@dataclass(frozen=True)
+class _Population:
+    """The members and what they answer, as the driver's population."""
+
+    members: list[Member]
+    answers: Answer
+
+    def groups(self) -> dict[str, int]:
+        return {"members": len(self.members)}
+
+    def lives(self, days: float, seed: int) -> Iterator[Act]:
+        for m in self.members:
+            yield Act(m.joins, m.customer_id, "purchase", "joins", {"amount": str(m.amount)})
+
+    def answer(self, engagement: Engagement, day: float, seed: int) -> Iterator[Act]:
+        if (amount := self.answers(engagement)) is not None:
+            bought = {"amount": str(amount)}
+            event_id = f"answers-{engagement.id}"
+            yield Act(day + DELAY, engagement.customer_id, "purchase", event_id, bought)
 
 
-async def _recorded_after(store: Store, after_id: int) -> list[Engagement]:
-    async with store.reading() as session:
-        rows = await session.exec(
-            select(Engagement).where(col(Engagement.id) > after_id).order_by(col(Engagement.id))
-        )
-        return list(rows.all())
+async def play(kit: Scenario, members: list[Member], answer: Answer, until: float) -> None:
+    """Run the population to day ``until`` of the scenario."""
+    driver = Driver(kit.env, kit.settings, _Population(members, answer), seed=0, start=kit.start)
+    await driver.play(until)
+    # The scenario ends the journeys it knows of.
+    kit.customers |= driver.customers

@@ -67,6 +67,20 @@ async def equator(*args: str, environment: Mapping[str, str]) -> tuple[int, str,
     return process.returncode, out.decode(), err.decode()
 
 
+def embedded_stack(data: Path) -> dict[str, str]:
+    """The environment for an `equator run` of its own: data in ``data``, every port free
+    (``EQUATOR_TEMPORAL_ADDRESS``, ``EQUATOR_INGEST__PORT`` say which)."""
+    return {
+        **os.environ,
+        "EQUATOR_DATA_DIR": str(data),
+        "EQUATOR_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'equator.db'}",
+        "EQUATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EQUATOR_UI_PORT": str(free_port()),
+        "EQUATOR_INGEST__PORT": str(free_port()),
+        "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from tests.servers import free_port
+from tests.servers import embedded_stack
 
 PER_ITEM = {"/v1/events:batch", "/v1/webhooks/{source}/email"}
 # Per generation mode (valid, invalid), across all operations.
@@ -40,15 +40,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("fuzz")
-    api_port = free_port()
-    environment = {
-        **os.environ,
-        "EQUATOR_DATA_DIR": str(data),
-        "EQUATOR_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'equator.db'}",
-        "EQUATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "EQUATOR_UI_PORT": str(free_port()),
-        "EQUATOR_INGEST__PORT": str(api_port),
-    }
+    environment = embedded_stack(data)
+    api_port = environment["EQUATOR_INGEST__PORT"]
     log = (data / "equator.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "starter.cli", "run", "--no-demo"],

@@ -143,12 +143,17 @@ async def test_a_population_runs_through_the_journeys_and_the_same_seed_runs_the
     assert again.report.steps == result.report.steps
 
 
-async def test_equator_simulate_prints_json_alone_on_stdout(tmp_path: Path) -> None:
-    personas = tmp_path / "personas.toml"
-    personas.write_text(
+def pennies(path: Path) -> None:
+    """A personas file of three customers who buy once, at once."""
+    path.write_text(
         '[[personas]]\nname = "penny"\ncount = 3\nstarts_within = 0\nchurn = 1.0\n'
         "gap_days = { mean = 30 }\nbasket = { mean = 40 }\n"
     )
+
+
+async def test_equator_simulate_prints_json_alone_on_stdout(tmp_path: Path) -> None:
+    personas = tmp_path / "personas.toml"
+    pennies(personas)
     code, out, err = await equator(
         "simulate", "--personas", str(personas), "--days", "40", "--seed", "2", "--json",
         environment={},
@@ -246,10 +251,7 @@ def test_a_sweep_names_a_setting_and_its_values() -> None:
 
 async def test_equator_simulate_sweeps_a_setting(tmp_path: Path) -> None:
     personas = tmp_path / "personas.toml"
-    personas.write_text(
-        '[[personas]]\nname = "penny"\ncount = 3\nstarts_within = 0\nchurn = 1.0\n'
-        "gap_days = { mean = 30 }\nbasket = { mean = 40 }\n"
-    )
+    pennies(personas)
     code, out, err = await equator(
         "simulate", "--personas", str(personas), "--days", "45", "--json",
         "--sweep", "silence_default=P20D,P40D",

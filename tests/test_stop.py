@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.servers import embedded_stack
 
 # Where the fan-out is in flight: the journeys are filing the campaign's contacts.
 FANNING_OUT = b"campaign.contacts_recorded"
@@ -20,16 +20,8 @@ NOISE = (b'"level": "warning"', b'"level": "error"', b"WARN", b"Traceback", b"Er
 
 
 async def test_ctrl_c_stops_everything_quickly_and_quietly(tmp_path: Path) -> None:
-    temporal_port = free_port()
-    environment = {
-        **os.environ,
-        "EQUATOR_DATA_DIR": str(tmp_path),
-        "EQUATOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}",
-        "EQUATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "EQUATOR_UI_PORT": str(free_port()),
-        "EQUATOR_INGEST__PORT": str(free_port()),
-        "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
-    }
+    environment = embedded_stack(tmp_path)
+    temporal_port = int(environment["EQUATOR_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", "run",
         env=environment, start_new_session=True,
