@@ -25,8 +25,11 @@ from workflows.events import Label
 
 # The catch-all key of ``Persona.responds``.
 ANYTHING = "*"
-# How long a member takes to answer an engagement, in days.
-ANSWER_AFTER = 1.0
+# How long a member takes to answer an engagement, in days: drawn per engagement, so
+# that answers do not all land a whole number of days after a send, where a ladder's
+# next step falls due too (which of the two came first would then be a matter of
+# milliseconds).
+ANSWER_AFTER = (0.25, 1.75)
 # Causes whose steps a member may answer with feedback (service).
 SERVICE_CAUSES = frozenset({"complaint", "return", "delivery_late"})
 
@@ -171,13 +174,14 @@ class PersonaPopulation:
         name = re.sub(r"[^A-Za-z0-9._:@-]", ":", f"{engagement.ladder_run_id}/{engagement.step}")
         rng = random.Random(f"{seed}\x1f{engagement.customer_id}\x1f{name}")
         customer = engagement.customer_id
+        after = day + rng.uniform(*ANSWER_AFTER)
         if engagement.channel == "email" and rng.random() < persona.opens:
-            yield Act(day + ANSWER_AFTER / 2, customer, "email_opened", f"open-{name}", {})
+            yield Act((day + after) / 2, customer, "email_opened", f"open-{name}", {})
         if engagement.cause in SERVICE_CAUSES and rng.random() < persona.feedback:
-            yield Act(day + ANSWER_AFTER, customer, "feedback", f"rate-{name}", {"rating": 5})
+            yield Act(after, customer, "feedback", f"rate-{name}", {"rating": 5})
         if rng.random() < persona.answer_chance(engagement.offer_id, engagement.step_name):
             bought = {"amount": _basket(persona, rng), "category": rng.choice(persona.categories)}
-            yield Act(day + ANSWER_AFTER, customer, "purchase", f"back-{name}", bought)
+            yield Act(after, customer, "purchase", f"back-{name}", bought)
 
 
 def load_personas(path: Path) -> Personas:

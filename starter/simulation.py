@@ -7,10 +7,11 @@ clock then moves a tick at a time from a fixed start: what members do is signall
 their journeys as the ingest API would; every engagement the store records is answered
 by the member's persona (a purchase, an open, feedback) a little later, each answer
 drawn from the seed and the engagement's name. A held-back customer's ghost reached no
-one and is not answered. The same seed gives the same run (the offers that learn
-choose from the counts as they stood a tick and a half before, which no journey
-choosing at the same moment can change), but where a journey's own timer and an event
-for the same customer fall due at one tick: either may come first.
+one and is not answered. The same seed gives the same run: the clock's grid keeps
+a journey's timers off the ticks its events arrive at (``TICK``), the store is read
+only when every journey has caught up with the clock, and the offers that learn choose
+from the counts as they stood a tick and a half before, which no journey choosing at
+the same moment can change.
 """
 
 from __future__ import annotations
@@ -55,8 +56,12 @@ from workflows.config import JourneyConfig
 from workflows.events import make_event
 from workflows.journey import journey_id
 
-# How far the clock moves at a time.
-TICK = 0.5
+# How far the clock moves at a time: half a day and 7 seconds. A journey sets its timers
+# a whole number of minutes after the moment it acts, and it acts a few milliseconds of
+# real time after a tick (the clock runs while the worker works). On a grid of exactly
+# half days those timers would fall due milliseconds after a later tick, racing that
+# tick's events; on this grid they fall due seconds before it, while the clock moves.
+TICK = 0.5 + 7 / 86_400
 # Signals in flight at once.
 CONCURRENCY = 64
 
@@ -272,18 +277,21 @@ class Driver:
         try:
             day = 0.0
             while day <= days:
+                # The server moves its clock only once every workflow task due before
+                # the tick is done, so the store now holds every engagement sent before
+                # it, however busy the worker was: read them before sending anything.
                 await self._move_to(self.start + timedelta(days=day))
+                for engagement in await self._recorded(store):
+                    # Timed from when the journey sent it (its clock).
+                    sent = (engagement.sent_at - self.start) / timedelta(days=1)
+                    for act in self.population.answer(engagement, sent, self.seed):
+                        self._plan(act)
                 # Customers at once; each customer's events in order, one after another.
                 by_customer: dict[str, list[Act]] = defaultdict(list)
                 while self.due and self.due[0].day <= day:
                     act = heapq.heappop(self.due).act
                     by_customer[act.customer_id].append(act)
                 await asyncio.gather(*(self._send(acts) for acts in by_customer.values()))
-                for engagement in await self._recorded(store):
-                    # Timed from when the journey sent it (its clock), whenever read.
-                    sent = (engagement.sent_at - self.start) / timedelta(days=1)
-                    for act in self.population.answer(engagement, sent, self.seed):
-                        self._plan(act)
                 day += TICK
         finally:
             await store.close()
@@ -311,7 +319,10 @@ class Driver:
     async def _send(self, acts: list[Act]) -> None:
         async with self.limit:
             for act in acts:
-                moment = await self.env.get_current_time()
+                # Dated when it happened, as a source dates it, not when the tick
+                # delivered it: a customer's gaps (and the silence drawn from them) are
+                # then the persona's, not multiples of the tick.
+                moment = self.start + timedelta(days=act.day)
                 event = make_event(act.event_id, act.customer_id, act.type, moment, act.properties)
                 settings = self.settings
                 await send_event(self.env.client, settings.task_queue, settings.journey, event)
@@ -319,7 +330,7 @@ class Driver:
                 self.sent += 1
 
     async def _recorded(self, store: Store) -> list[Engagement]:
-        """Engagements recorded since the last look, in the order they were."""
+        """Engagements recorded since the last look, in the order they were sent."""
         async with store.reading() as session:
             rows = await session.exec(
                 select(Engagement)
@@ -329,7 +340,9 @@ class Driver:
             found = list(rows.all())
         if found:
             self.answered_to = found[-1].id or self.answered_to
-        return found
+        # Ids follow the order journeys happened to write in; answers are planned in
+        # an order a run repeats.
+        return sorted(found, key=lambda e: (e.sent_at, e.idempotency_key))
 
 
 async def _weeks(store: Store, days: float) -> tuple[list[Week], int]:
