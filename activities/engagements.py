@@ -1,10 +1,12 @@
-"""Sending one engagement: record it and deliver it, exactly once; what became of it
-(outcomes, credit); and which offer a learned decision makes (``workflows/bandit.py``),
-from the counts those writes keep."""
+"""Sending one engagement: record it and put it in the outbox, exactly once (the courier
+delivers it, ``activities/courier.py``); what became of it (outcomes, credit); and which
+offer a learned decision makes (``workflows/bandit.py``), from the counts those writes
+keep."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -14,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
-from activities.channels import Channels, OutboundMessage
+from activities.channels import OutboundMessage, add_to_outbox
 from activities.store import (
     Engagement,
     EngagementCredit,
@@ -41,9 +43,15 @@ log = structlog.get_logger(__name__)
 
 
 class EngagementActivities:
-    def __init__(self, store: Store, channels: Channels, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        seed: int | None = None,
+        outboxed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
-        self._channels = channels
+        # Told once a send's outbox row is committed: the courier's wake-up.
+        self._outboxed = outboxed
         # With a seed (a simulation), every draw is repeatable; without, entropy.
         self._seed = seed
         self._rng = random.Random()
@@ -51,9 +59,10 @@ class EngagementActivities:
     @activity.defn(name=SEND_ENGAGEMENT)
     async def send_engagement(self, request: EngagementRequest) -> EngagementResult:
         """The idempotency key names the journey, the ladder run and the step: a retried
-        or replayed activity finds the engagement already sent and sends nothing. A ghost
-        (``held_back``) is recorded at no cost and goes nowhere: no delivery, no offer."""
-        channel = self._channels.route(request.channel)
+        or replayed activity finds the engagement already sent and sends nothing. The
+        engagement and its outbox row are one transaction; a provider is called later, by
+        the courier, outside the journey's workflow task. A ghost (``held_back``) is
+        recorded at no cost and goes nowhere: no outbox row, no offer."""
         async with self._store.transaction() as session:
             found = await session.exec(
                 select(Engagement).where(Engagement.idempotency_key == request.idempotency_key)
@@ -87,7 +96,8 @@ class EngagementActivities:
             if request.decision is not None and request.arm_cohort is not None:
                 await self._count(session, request.decision, request.arm_cohort, request.offer_id)
             if not request.held_back:
-                await channel.deliver(
+                add_to_outbox(
+                    session,
                     OutboundMessage(
                         idempotency_key=request.idempotency_key,
                         customer_id=request.customer_id,
@@ -95,8 +105,9 @@ class EngagementActivities:
                         content_key=f"{request.cause}/{request.step_name}",
                         offer_id=request.offer_id,
                     ),
-                    session,
                 )
+        if not request.held_back:
+            self._outboxed()
         assert engagement.id is not None
         log.info(
             "engagement.held_back" if request.held_back else "engagement.sent",

@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, event
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, event
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -201,17 +201,40 @@ class WalletEntry(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """The default channel's delivery: a row a relay (or a person) can pick up."""
+    """Every engagement sent, written in the transaction that records it: the audit
+    record of every send and the queue the courier (``activities/courier.py``) delivers
+    from. Its delivery state moves ``pending`` → ``delivered`` (a provider accepted it),
+    ``failed`` (every channel refused it for good, or stayed down past its policy) or
+    ``no_channel`` (no provider is configured for its channel or a fallback: the row is
+    the delivery, for a relay or a person, as before providers existed)."""
 
     __tablename__ = "outbox"
+    # The courier's claim: due pending rows, oldest due first.
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=256)
     customer_id: str = Field(index=True, max_length=128)
+    # The channel the journey chose; ``channel_used`` is the one tried now (pending) or
+    # that delivered, a fallback when the journey's was refused.
     channel: str = Field(max_length=32)
     content_key: str = Field(max_length=128)
     offer_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _time()
+    status: str = Field(default="pending", max_length=16)
+    channel_used: str | None = Field(default=None, max_length=32)
+    # Attempts on ``channel_used``: its policy counts them; a fallback starts at 0.
+    attempts: int = 0
+    # The channels given up on, in order.
+    tried: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    next_attempt_at: datetime | None = _time(default=None)
+    # A courier's lease: no other takes the row before ``claimed_until``.
+    claimed_until: datetime | None = _time(default=None)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    # The provider's reference for the accepted message (an SMTP queue id, a response id).
+    provider_ref: str | None = Field(default=None, max_length=256)
+    last_error: str | None = Field(default=None, max_length=512)
+    delivered_at: datetime | None = _time(default=None)
 
 
 class CampaignContactRecord(SQLModel, table=True):

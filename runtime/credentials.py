@@ -1,10 +1,9 @@
 """Who is calling and what they may do: API keys (bearer) with their source's scopes, and
-signed webhooks (HMAC-SHA256), as pure functions.
+the secrets its webhooks are signed with (``activities/signatures.py``), as pure
+functions.
 
 Keys are random, so one SHA-256 is enough to store them safely (a slow password hash
-buys nothing against 256 bits of entropy); only the hash is ever configured. Webhooks
-sign ``f"{timestamp}.{raw body}"`` with a shared secret, so a captured request cannot be
-replayed once the timestamp falls outside the tolerance.
+buys nothing against 256 bits of entropy); only the hash is ever configured.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
@@ -23,7 +21,6 @@ from workflows.events import Label
 
 KEY_PREFIX = "eqk_"
 HASH_PREFIX = "sha256:"
-SIGNATURE_HEADER = "Equator-Signature"
 
 
 class Scope(StrEnum):
@@ -83,40 +80,3 @@ def new_key() -> str:
 
 def hash_key(key: str) -> str:
     return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class SignatureError(Exception):
-    reason: str
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The header value a source sends: ``t=<unix seconds>,v1=<hex HMAC-SHA256>``."""
-    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
-
-
-def verify_signature(
-    header: str | None, body: bytes, secrets_: Iterable[str], now: float, tolerance: float
-) -> None:
-    """Raise ``SignatureError`` unless one ``v1`` matches one secret and ``t`` is recent."""
-    if not header:
-        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-    fields: dict[str, list[str]] = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        fields.setdefault(name, []).append(value)
-    try:
-        timestamp = int(fields["t"][0])
-    except (KeyError, ValueError):
-        raise SignatureError("signature has no valid t=<unix seconds>") from None
-    if abs(now - timestamp) > tolerance:
-        raise SignatureError("signature timestamp is outside the tolerance (replay?)")
-    expected = [_mac(secret, timestamp, body) for secret in secrets_]
-    presented = [value.encode("utf-8", "replace") for value in fields.get("v1", [])]
-    if not any(hmac.compare_digest(p, e.encode()) for p in presented for e in expected):
-        raise SignatureError("signature does not match")
-
-
-def _mac(secret: str, timestamp: int, body: bytes) -> str:
-    message = str(timestamp).encode() + b"." + body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()

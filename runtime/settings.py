@@ -1,7 +1,7 @@
 """All configuration, from the environment (prefix ``EQUATOR_``), in one place.
 
 Nested settings use ``__``: journey windows as ``EQUATOR_JOURNEY__SILENCE_DEFAULT=P30D``
-(ISO 8601 durations, or seconds), the ingest API as ``EQUATOR_INGEST__PORT=8000`` and its
+(ISO 8601 durations), the ingest API as ``EQUATOR_INGEST__PORT=8000`` and its
 sources as JSON::
 
     EQUATOR_INGEST__SOURCES='[{"name": "pos", "key_hashes": ["sha256:…"],
@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activities.courier import DeliverySettings
 from runtime.credentials import Source
 from runtime.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
@@ -56,6 +57,34 @@ class WorkerSettings(BaseModel):
     offer_seed: int | None = None
 
 
+class TemporalTLS(BaseModel):
+    """TLS to Temporal (EQUATOR_TEMPORAL_TLS__…): Temporal Cloud, or any cluster that
+    serves it. The files are PEM, read when the client connects."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # mTLS: the client's certificate and its private key, both or neither.
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    # The CA that signed the server's certificate, if not one the system trusts.
+    server_ca: Path | None = None
+    # The name the server's certificate must carry (and the SNI sent), when the
+    # address's host is not that name (an IP address, a tunnel).
+    server_name: str | None = None
+    # Unset: TLS when any setting above or an API key is given. True: TLS with the
+    # system's roots and nothing else; false: none (an API key in clear, to a proxy).
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TemporalTLS:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together (mTLS needs both)")
+        given = (self.client_cert, self.server_ca, self.server_name)
+        if self.enabled is False and any(value is not None for value in given):
+            raise ValueError("enabled is false, yet certificates or a server name are set")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EQUATOR_", env_nested_delimiter="__", extra="ignore"
@@ -63,6 +92,9 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    # Temporal Cloud's API key (sent as a bearer token; TLS is on unless told otherwise).
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: TemporalTLS = TemporalTLS()
     task_queue: str = "equator-journeys"
     # SQLite file by default; postgresql+asyncpg://user@host/db for Postgres.
     database_url: str = "sqlite+aiosqlite:///data/equator.db"
@@ -78,6 +110,11 @@ class Settings(BaseSettings):
     campaigns: CampaignSettings = CampaignSettings()
     # EQUATOR_WORKER__MAX_CACHED_JOURNEYS.
     worker: WorkerSettings = WorkerSettings()
+    # The provider per channel name and the courier's pace, e.g.
+    # EQUATOR_DELIVERY__CHANNELS='{"email": {"kind": "smtp", "host": "smtp.example",
+    #   "from_address": "news@shop.example"}, "sms": {"kind": "webhook", "url": …,
+    #   "secret": …}}', EQUATOR_DELIVERY__INTERVAL=PT1S (README, Deliver messages).
+    delivery: DeliverySettings = DeliverySettings()
     # What the CLI and the demo call: the ingest API, with this key (default: the local
     # key `equator run` keeps in data/api-key).
     api_url: str = "http://127.0.0.1:8000"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -12,7 +13,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.journeys import JourneyClosedError, signal_with_start
@@ -29,14 +30,53 @@ from workflows.state import JourneyView
 Request = TypeVar("Request", bound=OperatorRequest)
 
 
+class Security(NamedTuple):
+    """``Client.connect``'s ``tls`` and ``api_key``."""
+
+    tls: bool | TLSConfig
+    api_key: str | None
+
+
+def security(settings: Settings) -> Security:
+    """How to reach the configured Temporal: TLS (with the client's certificate for mTLS,
+    a private CA, a server name) and an API key. An API key alone means TLS with the
+    system's roots, as Temporal Cloud serves it. The PEM files are read here, so that a
+    missing one fails as the client connects, naming its setting."""
+    tls = settings.temporal_tls
+    key = settings.temporal_api_key
+    api_key = key.get_secret_value() if key is not None else None
+    if tls.client_cert is None and tls.server_ca is None and tls.server_name is None:
+        on = tls.enabled if tls.enabled is not None else api_key is not None
+        return Security(tls=on, api_key=api_key)
+    config = TLSConfig(
+        client_cert=_pem(tls.client_cert, "CLIENT_CERT"),
+        client_private_key=_pem(tls.client_key, "CLIENT_KEY"),
+        server_root_ca_cert=_pem(tls.server_ca, "SERVER_CA"),
+        domain=tls.server_name,
+    )
+    return Security(tls=config, api_key=api_key)
+
+
+def _pem(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise OSError(f"EQUATOR_TEMPORAL_TLS__{setting}={path}: {err.strerror or err}") from err
+
+
 async def connect(settings: Settings, patience: timedelta | None = None) -> Client:
     """A client for the configured namespace.
 
     With ``patience`` (the ingest API) the client connects on first use, so the service
     starts, and says it is not ready, while Temporal is down; and a call retries for at
     most that long before it fails, so callers get their 503 promptly."""
+    tls, api_key = security(settings)
     common: dict[str, Any] = {
         "namespace": settings.temporal_namespace,
+        "tls": tls,
+        "api_key": api_key,
         "data_converter": pydantic_data_converter,
         "interceptors": telemetry.client_interceptors(),
         "runtime": telemetry.runtime(settings.telemetry),

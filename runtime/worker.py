@@ -1,6 +1,7 @@
-"""The worker's wiring: journeys, campaign fan-outs and their activities on a task queue.
-Nothing else. ``worker.py`` runs it as a process; ``equator run`` / ``equator worker``, the
-tests and the benchmarks run it in theirs."""
+"""The worker's wiring: journeys, campaign fan-outs and their activities on a task queue,
+and the courier that delivers the outbox beside them. Nothing else. ``worker.py`` runs
+it as a process; ``equator run`` / ``equator worker``, the tests and the benchmarks run
+it in theirs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.campaigns import CampaignActivities
-from activities.channels import Channels, OutboxChannel
+from activities.courier import Courier
 from activities.engagements import EngagementActivities
 from activities.erasure import ErasureActivities
 from activities.fanout import FanOutActivities
@@ -49,9 +50,8 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     store = Store(settings.database_url)
     await store.migrate()
     ledger = LedgerActivities(store)
-    engagements = EngagementActivities(
-        store, Channels(default=OutboxChannel()), settings.worker.offer_seed
-    )
+    courier = Courier(store, settings.delivery, settings.journey.contact)
+    engagements = EngagementActivities(store, settings.worker.offer_seed, courier.wake)
     erasure = ErasureActivities(store)
     campaigns = CampaignActivities(store)
     fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
@@ -79,7 +79,8 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         ],
     )
     try:
-        async with worker:
+        # Leaving, the worker stops first, then the courier finishes its round in flight.
+        async with courier.running(SHUTDOWN_GRACE), worker:
             yield worker
     finally:
         await store.close()

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import structlog
 
-from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.store import Store
 from scripts.ui_screenshots import OUT, chromium_page
@@ -74,7 +73,7 @@ SEASON_LENGTH = timedelta(weeks=12)
 
 async def fill(store: Store, rng: random.Random) -> None:
     # The learning draws from its own seed: the population's draws stay as they were.
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=29)
+    activities = EngagementActivities(store, seed=29)
     start = datetime.now(UTC) - SEASON_LENGTH
     for season in SEASONS:
         outcomes: list[Outcome] = []

@@ -33,15 +33,9 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError
+from activities.signatures import SIGNATURE_HEADER, SignatureError, verify_signature
 from activities.store import Store
-from runtime.credentials import (
-    SIGNATURE_HEADER,
-    Scope,
-    SignatureError,
-    Source,
-    source_for_key,
-    verify_signature,
-)
+from runtime.credentials import Scope, Source, source_for_key
 from runtime.settings import IngestSettings
 from runtime.temporal import journey_view, request_erasure
 from service.api_models import (

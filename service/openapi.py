@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 
-from runtime.credentials import SIGNATURE_HEADER
+from activities.signatures import SIGNATURE_HEADER
 from service.api_models import ITEMS_MARKER
 
 REF = "#/components/schemas/{model}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from rich.console import Console
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -212,13 +213,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(settings: Settings, demo: bool) -> None:
-    # SIGTERM (a supervisor, `kill`) and SIGHUP (the terminal closed) stop as cleanly as
-    # Ctrl-C: the server, in a session of its own, goes down last.
+def _stop_on(*signals: signal.Signals) -> None:
+    """These signals stop the running command as cleanly as Ctrl-C: SIGTERM from a
+    supervisor (`docker stop`, systemd, `kill`), SIGHUP when the terminal closes."""
     task = asyncio.current_task()
     assert task is not None
-    for stop in (signal.SIGTERM, signal.SIGHUP):
+    for stop in signals:
         asyncio.get_running_loop().add_signal_handler(stop, task.cancel)
+
+
+async def _run(settings: Settings, demo: bool) -> None:
+    # The dev server, in a session of its own, goes down last.
+    _stop_on(signal.SIGTERM, signal.SIGHUP)
     settings = with_metrics(with_local_source(settings))
     if demo:
         settings = settings.model_copy(
@@ -264,10 +270,14 @@ async def _run_calendar(client: Client, settings: Settings, demo: bool) -> Campa
     return sale
 
 
+async def _worker(settings: Settings) -> None:
+    # Activities in flight finish (running_worker's grace) before the process exits.
+    _stop_on(signal.SIGTERM)
+    await run_worker(settings)
+
+
 async def _api(settings: Settings) -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    _stop_on(signal.SIGTERM)
     if not settings.ingest.sources:
         raise RuntimeError("no sources configured: set EQUATOR_INGEST__SOURCES (see README)")
     async with running_api(settings) as url:
@@ -523,7 +533,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             case "run":
                 asyncio.run(_run(settings, demo=not args.no_demo))
             case "worker":
-                asyncio.run(run_worker(settings))
+                asyncio.run(_worker(settings))
             case "api":
                 asyncio.run(_api(settings))
             case "send":
@@ -581,7 +591,14 @@ _SERVICES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        # Named as the operator set it: EQUATOR_INGEST__PORT, not ingest.port.
+        for error in err.errors():
+            name = "__".join(str(part) for part in error["loc"]).upper()
+            print(f"equator: EQUATOR_{name}: {error['msg']}", file=sys.stderr)
+        return 2
     configure_logging()
     configure_tracing(settings.telemetry)
     code = _command(args, settings)

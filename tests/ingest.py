@@ -14,8 +14,9 @@ import httpx
 from pydantic import SecretStr
 from sqlmodel import func, select
 
+from activities.signatures import sign
 from activities.store import IngestReceipt, LedgerEvent, Store
-from runtime.credentials import Scope, Source, hash_key, sign
+from runtime.credentials import Scope, Source, hash_key
 from runtime.settings import IngestSettings, Settings
 from service.serving import running_api
 from starter.client import event_body

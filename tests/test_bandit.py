@@ -12,7 +12,6 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.store import OfferArm, Store
 from service.offer_report import fold
@@ -119,7 +118,7 @@ async def arm_counts(store: Store) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 async def test_sends_and_first_credits_count_per_offer_and_cohort(store: Store) -> None:
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    activities = EngagementActivities(store)
     for key, offer_id, cohort in (
         ("r/1", "pct10", "repeat"),
         ("r/2", "pct10", "repeat"),
@@ -154,7 +153,7 @@ async def test_decisions_through_the_store_learn_the_offer_that_recovers_more(
     """Known truth: five-off recovers 35% of customers, pct10 10%. Each decision is a real
     choice, send and (when the customer recovers) credit, one after another."""
     truth = {"pct10": 0.10, "five-off": 0.35}
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=3)
+    activities = EngagementActivities(store, seed=3)
     customers = random.Random(11)
     rules = LearningRules()
     made = []
@@ -210,7 +209,7 @@ async def test_a_seeded_worker_draws_the_same_for_the_same_engagement(store: Sto
         return OfferChoiceRequest(decision="d", cohort="new", arms=arms, rules=PURE, draw_key=key)
 
     async def draws(seed: int) -> list[str]:
-        activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=seed)
+        activities = EngagementActivities(store, seed=seed)
         return [(await activities.choose_offer(ask(f"c{n}/s/step-2"))).offer_id for n in range(30)]
 
     first = await draws(5)
@@ -222,7 +221,7 @@ async def test_a_seeded_worker_draws_the_same_for_the_same_engagement(store: Sto
 async def test_counts_that_lag_are_read_as_they_stood(store: Store) -> None:
     """With ``counts_lag`` a choice sees the sends and first credits from before its
     moment less the lag, and nothing later: what a simulation needs to repeat."""
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()), seed=1)
+    activities = EngagementActivities(store, seed=1)
     day = timedelta(days=1)
     for n, offer_id in enumerate(("pct10", "five-off", "five-off")):
         request = learned(f"r/{n}", offer_id).model_copy(update={"at": T0 + n * day})

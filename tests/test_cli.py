@@ -120,3 +120,10 @@ async def test_new_key_prints_a_key_and_the_entry_to_configure_with_its_scopes()
     code, _, err = await equator("http://unused", "new-key", "crm", "--scope", "reports")
     assert code == 2
     assert "invalid choice: 'reports'" in err
+
+
+async def test_a_bad_setting_is_named_as_it_was_set() -> None:
+    code, _, err = await run_equator("worker", environment={"EQUATOR_INGEST__PORT": "eighty"})
+    assert code == 2
+    assert err.startswith("equator: EQUATOR_INGEST__PORT: Input should be a valid integer")
+    assert "Traceback" not in err

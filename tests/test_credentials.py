@@ -6,17 +6,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
-from runtime.credentials import (
-    LEGACY_SCOPES,
-    Scope,
-    SignatureError,
-    Source,
-    hash_key,
-    new_key,
-    sign,
-    source_for_key,
-    verify_signature,
-)
+from activities.signatures import SignatureError, sign, verify_signature
+from runtime.credentials import LEGACY_SCOPES, Scope, Source, hash_key, new_key, source_for_key
 from runtime.settings import IngestSettings
 from service.serving import warn_of_unscoped_keys
 

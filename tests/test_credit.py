@@ -9,7 +9,6 @@ from decimal import Decimal
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.erasure import ErasureActivities
 from activities.store import EngagementCredit, Store
@@ -84,7 +83,7 @@ async def credits(store: Store) -> list[tuple[str, str, Decimal]]:
 
 
 async def test_a_credit_is_filed_once_and_erased_with_the_customer(store: Store) -> None:
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    activities = EngagementActivities(store)
     for customer, key in (("c1", "customer-c1/run/silence-1/step-1"), ("c2", "customer-c2/r/x")):
         await activities.send_engagement(engagement_request(key, customer))
         credit = Attribution(idempotency_key=key, event_id=f"p-{customer}", amount=30, at=T0)

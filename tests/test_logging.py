@@ -5,7 +5,6 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels import Channels, OutboxChannel
 from activities.engagements import EngagementActivities
 from activities.store import Store
 from runtime.logging import add_temporal_ids
@@ -18,7 +17,7 @@ def test_outside_an_activity_nothing_is_added() -> None:
 
 async def test_activity_lines_carry_customer_workflow_and_run_ids(store: Store) -> None:
     with capture_logs(processors=[add_temporal_ids]) as lines:
-        activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+        activities = EngagementActivities(store)
         request = engagement_request("customer-kim/run/silence-1/step-1", "kim")
         await ActivityEnvironment().run(activities.send_engagement, request)
     [sent] = [line for line in lines if line["event"] == "engagement.sent"]

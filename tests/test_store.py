@@ -7,10 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlmodel import func, select
 
-from activities.channels import Channels, OutboxChannel, UnknownChannel
 from activities.engagements import EngagementActivities
 from activities.ledger import LedgerActivities
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store
@@ -103,7 +101,7 @@ async def test_event_ids_are_unique_per_customer_not_globally(store: Store) -> N
 
 
 async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> None:
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    activities = EngagementActivities(store)
     first = await activities.send_engagement(engagement_request())
     again = await activities.send_engagement(engagement_request())
     assert first.newly_sent
@@ -118,7 +116,7 @@ async def test_an_engagement_is_sent_once_whatever_the_retries(store: Store) -> 
 
 
 async def test_the_first_outcome_filed_stands_unless_a_response_converts(store: Store) -> None:
-    activities = EngagementActivities(store, Channels(default=OutboxChannel()))
+    activities = EngagementActivities(store)
     await activities.send_engagement(engagement_request("k/1"))
     await activities.send_engagement(engagement_request("k/2"))
     first = [
@@ -150,11 +148,18 @@ async def test_the_first_outcome_filed_stands_unless_a_response_converts(store: 
         assert sorted(rows) == [("k/1", "converted", later), ("k/2", "converted", later)]
 
 
-async def test_an_unknown_channel_is_refused_without_recording(store: Store) -> None:
-    activities = EngagementActivities(store, Channels(routes={"sms": OutboxChannel()}))
-    with pytest.raises(UnknownChannel, match="email"):
-        await activities.send_engagement(engagement_request())
-    assert await count(store, Engagement) == 0
+async def test_a_send_puts_its_message_in_the_outbox_due_at_once(store: Store) -> None:
+    # Whatever its channel: a provider, or none, is the courier's business.
+    woken: list[bool] = []
+    activities = EngagementActivities(store, outboxed=lambda: woken.append(True))
+    request = engagement_request().model_copy(update={"channel": "carrier-pigeon"})
+    await activities.send_engagement(request)
+    async with store.reading() as session:
+        row = (await session.exec(select(OutboxMessage))).one()
+    assert row.channel == "carrier-pigeon"
+    assert (row.status, row.attempts, row.tried) == ("pending", 0, [])
+    assert row.next_attempt_at == row.created_at
+    assert woken == [True]  # the courier is told
 
 
 async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
