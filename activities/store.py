@@ -274,7 +274,13 @@ def _upgrade_to_head(connection: Connection) -> None:
 _READ_ONLY = "equator_read_only"
 
 
-def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
+# How hard SQLite syncs a commit to disk (``?synchronous=off`` on the URL). FULL, the
+# default, loses no committed write to a power cut; OFF is for a store nobody keeps
+# (a simulation's), where the sync under the writers' lock is most of a write.
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+def _sqlite_serialised_writes(engine: AsyncEngine, synchronous: str) -> None:
     """Take SQLite's write lock when a transaction begins, not half-way through, so
     concurrent activities queue on the busy timeout instead of failing to upgrade."""
 
@@ -284,6 +290,7 @@ def _sqlite_serialised_writes(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -325,16 +332,21 @@ class Store:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite" and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(url, pool_pre_ping=self.dialect != "sqlite")
+        synchronous = str(parsed.query.get("synchronous", "full")).lower()
+        if self.dialect == "sqlite":
+            if synchronous not in _SYNCHRONOUS:
+                raise ValueError(f"synchronous={synchronous} in {url!r}: one of {_SYNCHRONOUS}")
+            parsed = parsed.difference_update_query(["synchronous"])
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_async_engine(parsed, pool_pre_ping=self.dialect != "sqlite")
         # SQLite has one writer at a time. Writers of this process take turns here, in
         # order, and processes on the lock file, rather than in SQLite's busy handler,
         # which sleeps and retries.
         self._writer_turn: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         self._writers_file: _WritersFileLock | None = None
         if self.dialect == "sqlite":
-            _sqlite_serialised_writes(self.engine)
+            _sqlite_serialised_writes(self.engine, synchronous)
             self._writer_turn = asyncio.Lock()
             if parsed.database and parsed.database != ":memory:":
                 self._writers_file = _WritersFileLock(Path(parsed.database))

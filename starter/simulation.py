@@ -119,7 +119,9 @@ async def simulate(
     async with AsyncExitStack() as stack:
         if database_url is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="equator-sim-"))
-            database_url = f"sqlite+aiosqlite:///{folder}/simulation.db"
+            # Thrown away at the end: no commit waits for the disk (with processes
+            # sharing the file, that wait under its lock was most of a write).
+            database_url = f"sqlite+aiosqlite:///{folder}/simulation.db?synchronous=off"
         config = config or JourneyConfig()
         # Offers that learn choose from the counts of a tick and a half before: journeys
         # choosing at the same moment cannot see each other's sends, so a run repeats.

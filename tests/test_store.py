@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlmodel import func, select
 
 from activities.engagements import EngagementActivities
@@ -208,3 +209,22 @@ async def test_sqlite_writers_of_two_stores_take_turns_and_a_cancelled_one_lets_
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_sqlite_store_syncs_every_commit_unless_its_url_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    async def synchronous(url: str) -> int:
+        store = Store(url)
+        try:
+            async with store.transaction() as session:
+                connection = await session.connection()
+                return int((await connection.exec_driver_sql("PRAGMA synchronous")).scalar_one())
+        finally:
+            await store.close()
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kept.db'}"
+    assert await synchronous(url) == 2  # FULL
+    assert await synchronous(f"{url}?synchronous=off") == 0
+    with pytest.raises(ValueError, match="synchronous=sometimes"):
+        Store(f"{url}?synchronous=sometimes")
