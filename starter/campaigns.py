@@ -145,12 +145,14 @@ async def sync(
     task_queue: str,
     fan_out: FanOutPace,
     now: datetime,
+    progress: Callable[[float], None] | None = None,
 ) -> SyncReport:
     """Make the namespace's campaign Schedules (ids ``campaign-…``) match the calendar:
     create the missing (a campaign already running fans out at once), update those made
-    from something else, delete those the calendar no longer has."""
+    from something else, delete those the calendar no longer has. ``progress`` hears
+    how many of the calendar's campaigns are done."""
     report = SyncReport()
-    for campaign in calendar.campaigns:
+    for done, campaign in enumerate(calendar.campaigns, start=1):
         wanted = schedule_for(campaign, task_queue, fan_out)
         handle = client.get_schedule_handle(schedule_id(campaign.name))
         # Describe is strongly consistent: it decides between create and update.
@@ -171,6 +173,8 @@ async def sync(
                 report.triggered.append(campaign.name)
         else:
             report.unchanged.append(campaign.name)
+        if progress is not None:
+            progress(done)
     # Listing is eventually consistent (visibility): a Schedule created a moment ago may
     # be missing, one deleted a moment ago may still be listed. It only finds Schedules
     # to delete; one already gone is skipped.

@@ -53,7 +53,7 @@ from starter.personas import PersonaError, PersonaPopulation, Personas, load_per
 from starter.population import Population
 from starter.simulation import SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
-from starter.terminal import progress_of, show_details, show_journey
+from starter.terminal import progress_of, show_details, show_journey, working
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.journey import CustomerJourney
@@ -321,9 +321,15 @@ async def _campaigns_sync(settings: Settings, file: Path | None) -> int:
         print(f"equator: {err}", file=sys.stderr)
         return 2
     client = await connect(settings)
-    report = await sync(
-        client, calendar, settings.task_queue, settings.campaigns.fan_out, datetime.now(UTC)
-    )
+    with progress_of(len(calendar.campaigns), "campaigns synced") as progress:
+        report = await sync(
+            client,
+            calendar,
+            settings.task_queue,
+            settings.campaigns.fan_out,
+            datetime.now(UTC),
+            progress,
+        )
     for outcome, name in report.outcomes():
         fanned_out = " (running: fanned out now)" if name in report.triggered else ""
         print(f"{outcome:<9} {name}{fanned_out}")
@@ -334,7 +340,8 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     """Read from the store itself: a report is for whoever can reach the database."""
     store = Store(settings.database_url)
     try:
-        report = await programme_report(store, args.since)
+        with working("reading the engagements and their credit"):
+            report = await programme_report(store, args.since)
     finally:
         await store.close()
     if args.json:
@@ -412,7 +419,7 @@ def _simulation(
             return checked
 
     async def run(config: JourneyConfig) -> tuple[SimulationResult, SilenceCheck | None]:
-        with progress_of(days) as progress:
+        with progress_of(days, "simulated days") as progress:
             return await simulate(
                 population,
                 days,

@@ -56,23 +56,36 @@ def show_journey(view: JourneyView, out: Console) -> None:
 
 
 @contextmanager
-def progress_of(days: float) -> Iterator[Callable[[float], None] | None]:
-    """A bar of simulated days on the terminal's stderr while a simulation runs, gone
-    when it ends; None when stderr is not a terminal (a log, a pipe: nothing to redraw)."""
+def progress_of(total: float, what: str) -> Iterator[Callable[[float], None] | None]:
+    """A bar of ``what`` (simulated days, campaigns synced) on the terminal's stderr
+    while a long command runs, gone when it ends; the callable says how far it is. None
+    when stderr is not a terminal (a log, a pipe: nothing to redraw)."""
     err = Console(stderr=True)
     if not err.is_terminal:
         yield None
         return
     columns = (
-        TextColumn("simulated days"),
+        TextColumn(what),
         BarColumn(),
         TextColumn("{task.completed:.0f} of {task.total:.0f}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("simulate", total=days)
+        task = bar.add_task(what, total=total)
 
-        def reached(day: float) -> None:
-            bar.update(task, completed=min(day, days))
+        def reached(done: float) -> None:
+            bar.update(task, completed=min(done, total))
 
         yield reached
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner saying ``what`` on the terminal's stderr, for work with no count to
+    show (a report's queries); nothing when stderr is not a terminal."""
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(what):
+        yield

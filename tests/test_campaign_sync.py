@@ -246,8 +246,10 @@ async def test_sync_makes_the_schedules_match_the_calendar(
     for each in calendar.campaigns:
         await assert_scheduled(client, each, queue)
 
-    again = await sync(client, calendar, queue, FAN_OUT, now)
+    heard: list[float] = []
+    again = await sync(client, calendar, queue, FAN_OUT, now, heard.append)
     assert again.unchanged == [spring.name, summer.name, holiday.name]
+    assert heard == [1, 2, 3]  # what a terminal's bar shows
     assert again.created == again.updated == again.deleted == []
 
     # Summer moves a week, holiday is dropped, a flash sale is added. Deleting relies on
