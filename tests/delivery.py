@@ -24,11 +24,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlmodel import select
 
 from activities.channels import DeliveryPolicy
+from activities.courier import Courier, DeliverySettings
+from activities.delivery.smtp import SmtpConfig
+from activities.delivery.webhook import WebhookConfig
 from activities.engagements import EngagementActivities
 from activities.signatures import SIGNATURE_HEADER, SignatureError, verify_signature
 from activities.store import Customer, OutboxMessage, Store, utcnow
 from tests.journeys import engagement_request
-from tests.servers import free_port
+from tests.servers import eventually, free_port
+from workflows.contact import ContactPolicy
 
 WEBHOOK_SECRET = "whsec-provider"
 # Retries come quickly in tests; the back-off's shape is the policy's own.
@@ -73,6 +77,20 @@ async def outbox(store: Store) -> dict[str, OutboxMessage]:
     async with store.reading() as session:
         rows = await session.exec(select(OutboxMessage))
         return {row.idempotency_key: row for row in rows.all()}
+
+
+@asynccontextmanager
+async def courier(store: Store, **channels: SmtpConfig | WebhookConfig) -> AsyncIterator[None]:
+    """A courier delivering through ``channels`` (by name), looking every 50 ms."""
+    settings = DeliverySettings(channels=channels, interval=timedelta(seconds=0.05))
+    async with Courier(store, settings, ContactPolicy()).running(grace=timedelta(seconds=5)):
+        yield
+
+
+async def settled(store: Store, key: str) -> OutboxMessage:
+    """The row once the courier is done with it (delivered, failed or no channel)."""
+    rows = await eventually(lambda: outbox(store), lambda rows: rows[key].status != "pending")
+    return rows[key]
 
 
 class SmtpSink:

@@ -5,29 +5,28 @@ now (retried, delivered once), a server that never answers (timed out, retried).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from activities.courier import Courier, DeliverySettings
 from activities.delivery.smtp import IDEMPOTENCY_HEADER, SmtpConfig
 from activities.delivery.webhook import WebhookConfig
-from activities.store import OutboxMessage, Store
+from activities.store import Store
 from tests.delivery import (
     QUICK,
     WEBHOOK_SECRET,
     SmtpSink,
     add_customer,
+    courier,
     outbox,
     send,
+    settled,
     silent_smtp_server,
     smtp_sink,
     webhook_sink,
 )
 from tests.servers import eventually
-from workflows.contact import ContactPolicy
 
 TIMEOUT = timedelta(seconds=1)
 
@@ -54,19 +53,6 @@ def email_on(port: int) -> SmtpConfig:
 
 def message_id(key: str) -> str:
     return email_on(1).channel().message_id(key)
-
-
-@asynccontextmanager
-async def courier(store: Store, **channels: SmtpConfig | WebhookConfig) -> AsyncIterator[None]:
-    settings = DeliverySettings(channels=channels, interval=timedelta(seconds=0.05))
-    async with Courier(store, settings, ContactPolicy()).running(grace=timedelta(seconds=5)):
-        yield
-
-
-async def settled(store: Store, key: str) -> OutboxMessage:
-    """The row once the courier is done with it (delivered, failed or no channel)."""
-    rows = await eventually(lambda: outbox(store), lambda rows: rows[key].status != "pending")
-    return rows[key]
 
 
 async def test_a_delivered_email_carries_its_key_as_message_id(store: Store) -> None:

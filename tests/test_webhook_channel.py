@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from activities.courier import Courier, DeliverySettings
 from activities.delivery.webhook import WebhookConfig
-from activities.store import OutboxMessage, Store
-from tests.delivery import QUICK, WEBHOOK_SECRET, WebhookSink, add_customer, outbox, send
+from activities.store import Store
+from tests.delivery import (
+    QUICK,
+    WEBHOOK_SECRET,
+    WebhookSink,
+    add_customer,
+    courier,
+    send,
+    settled,
+)
 from tests.delivery import webhook_sink as sink
-from tests.servers import eventually
-from workflows.contact import ContactPolicy
 
 TIMEOUT = timedelta(seconds=1)
 
@@ -32,28 +36,18 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-@asynccontextmanager
-async def courier(
-    store: Store, receiver: WebhookSink, secret: str = WEBHOOK_SECRET
-) -> AsyncIterator[None]:
-    sms = WebhookConfig(
+def sms(receiver: WebhookSink, secret: str = WEBHOOK_SECRET) -> WebhookConfig:
+    """The receiver as the sms provider, signing with ``secret``."""
+    return WebhookConfig(
         kind="webhook", url=receiver.url, secret=secret, timeout=TIMEOUT, policy=QUICK
     )
-    settings = DeliverySettings(channels={"sms": sms}, interval=timedelta(seconds=0.05))
-    async with Courier(store, settings, ContactPolicy()).running(grace=timedelta(seconds=5)):
-        yield
-
-
-async def settled(store: Store, key: str) -> OutboxMessage:
-    rows = await eventually(lambda: outbox(store), lambda rows: rows[key].status != "pending")
-    return rows[key]
 
 
 async def test_a_delivery_is_signed_json_under_its_idempotency_key(store: Store) -> None:
     await add_customer(store, "ann", email="ann@example.com")
     key = await send(store, "ann", channel="sms")
     with sink() as receiver:
-        async with courier(store, receiver):
+        async with courier(store, sms=sms(receiver)):
             row = await settled(store, key)
     assert (row.status, row.channel_used, row.attempts) == ("delivered", "sms", 1)
     assert row.provider_ref == "msg-1"
@@ -80,7 +74,7 @@ async def test_what_may_pass_is_retried_under_the_same_key_and_taken_once(
     key = await send(store, "bob", channel="sms")
     with sink() as receiver:
         receiver.script = [misbehaviour, misbehaviour]
-        async with courier(store, receiver):
+        async with courier(store, sms=sms(receiver)):
             row = await settled(store, key)
     assert (row.status, row.attempts) == ("delivered", 3)
     assert receiver.keys() == {key: 3}
@@ -98,7 +92,7 @@ async def test_a_4xx_is_not_retried(store: Store, status: int) -> None:
     key = await send(store, "cy", channel="sms")
     with sink() as receiver:
         receiver.script = [status]
-        async with courier(store, receiver):
+        async with courier(store, sms=sms(receiver)):
             row = await settled(store, key)
     assert (row.status, row.attempts, row.tried) == ("failed", 1, ["sms"])
     assert f"HTTP {status}" in (row.last_error or "")
@@ -110,7 +104,7 @@ async def test_a_signature_the_provider_cannot_verify_is_refused(store: Store) -
     await add_customer(store, "dee")
     key = await send(store, "dee", channel="sms")
     with sink() as receiver:
-        async with courier(store, receiver, secret="not-the-providers-secret"):
+        async with courier(store, sms=sms(receiver, secret="not-the-providers-secret")):
             row = await settled(store, key)
     assert (row.status, row.attempts) == ("failed", 1)
     [request] = receiver.requests
