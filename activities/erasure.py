@@ -7,6 +7,7 @@ from sqlalchemy import String, cast, delete, literal, update
 from sqlmodel import col, select
 from temporalio import activity
 
+from activities.data_keys import erasing
 from activities.store import (
     CampaignContactRecord,
     Customer,
@@ -36,7 +37,9 @@ class ErasureActivities:
         offers held, the campaign contacts and the purchases credited to engagements go;
         engagements stay as anonymous spend
         (cause, step, channel, cost, time), with the customer id and the key that named
-        them replaced. A retry finds nothing to do."""
+        them replaced; the customer's data keys are marked with this journey run, to be
+        shredded once it has ended (it needs them until then: ``activities/data_keys.py``),
+        which makes their history in Temporal unreadable. A retry finds nothing to do."""
         who = request.customer_id
         async with self._store.transaction() as session:
             connection = await session.connection()
@@ -66,5 +69,6 @@ class ErasureActivities:
                     idempotency_key=literal(f"{ERASED}:") + cast(col(Engagement.id), String),
                 )
             )
+            await connection.execute(erasing(who, activity.info().workflow_run_id or ""))
         log.info("customer.erased", request_id=request.request_id, deleted_rows=deleted)
         return EraseResult(deleted_rows=deleted, anonymized_engagements=anonymized.rowcount)

@@ -19,7 +19,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -255,6 +264,30 @@ class CampaignContactRecord(SQLModel, table=True):
     content_key: str | None = Field(default=None, max_length=128)
     decided_at: datetime = _time()
     converted_at: datetime | None = _time(default=None)
+
+
+class DataKey(SQLModel, table=True):
+    """A customer's data key (``activities/data_keys.py``), wrapped by a master key: the
+    payloads of their journey in Temporal are encrypted under it, so deleting it makes
+    that history unreadable. Customer "*" owns the key of every other workflow."""
+
+    __tablename__ = "data_key"
+    # One key per generation: processes creating a customer's key at once agree on one.
+    __table_args__ = (UniqueConstraint("customer_id", "generation"),)
+
+    # Opaque and random: what a payload's metadata names.
+    key_id: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(max_length=128)
+    # The newest encrypts new payloads. A customer's first key is 1 (a re-key would add
+    # the next); shredding deletes them all, so a customer who comes back starts again at
+    # 1, with a new key under a new id.
+    generation: int
+    master_key_id: str = Field(max_length=64)
+    wrapped: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = _time()
+    # Set by the erasure: the run of the journey that erased the customer. The key is
+    # deleted once that run has ended (which may need the key until then).
+    erased_in_run: str | None = Field(default=None, max_length=64, index=True)
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

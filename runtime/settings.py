@@ -11,10 +11,13 @@ sources as JSON::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.courier import DeliverySettings
@@ -85,6 +88,59 @@ class TemporalTLS(BaseModel):
         return self
 
 
+class EncryptionSettings(BaseModel):
+    """Payloads sent to Temporal encrypted under per-customer data keys, which these
+    master keys wrap (README, Customer data held safely). No master keys: encryption off.
+
+    EQUATOR_ENCRYPTION__MASTER_KEYS='{"2026-11": "<base64 of 32 random bytes>"}' and
+    EQUATOR_ENCRYPTION__ACTIVE_MASTER_KEY=2026-11 (`equator new-master-key` prints both)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # By id. The active one wraps new data keys; the others still unwrap the data keys
+    # they wrapped before a rotation.
+    master_keys: dict[str, SecretStr] = {}
+    active_master_key: str | None = None
+
+    @field_validator("master_keys")
+    @classmethod
+    def _aes_256(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, value in keys.items():
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key_id):
+                raise ValueError(f"key id {key_id!r}: 1-64 of letters, digits, '.', '_', '-'")
+            try:
+                size = len(base64.b64decode(value.get_secret_value(), validate=True))
+            except binascii.Error:
+                raise ValueError(f"key {key_id!r} is not base64") from None
+            if size != 32:
+                raise ValueError(f"key {key_id!r} is {size} bytes, not 32 (AES-256)")
+        return keys
+
+    @model_validator(mode="after")
+    def _active_is_known(self) -> EncryptionSettings:
+        if self.master_keys and self.active_master_key not in self.master_keys:
+            raise ValueError(
+                f"EQUATOR_ENCRYPTION__ACTIVE_MASTER_KEY={self.active_master_key} names none "
+                f"of EQUATOR_ENCRYPTION__MASTER_KEYS ({', '.join(sorted(self.master_keys))})"
+            )
+        if not self.master_keys and self.active_master_key is not None:
+            raise ValueError(
+                "EQUATOR_ENCRYPTION__ACTIVE_MASTER_KEY is set, EQUATOR_ENCRYPTION__MASTER_KEYS "
+                "is empty"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.master_keys)
+
+    def key_bytes(self) -> dict[str, bytes]:
+        return {
+            key_id: base64.b64decode(value.get_secret_value())
+            for key_id, value in self.master_keys.items()
+        }
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EQUATOR_", env_nested_delimiter="__", extra="ignore"
@@ -119,3 +175,5 @@ class Settings(BaseSettings):
     # key `equator run` keeps in data/api-key).
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
+    # Payload encryption: EQUATOR_ENCRYPTION__MASTER_KEYS, __ACTIVE_MASTER_KEY.
+    encryption: EncryptionSettings = EncryptionSettings()

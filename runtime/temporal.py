@@ -12,12 +12,12 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.journeys import JourneyClosedError, signal_with_start
 from runtime import telemetry
+from runtime.codec import data_converter
 from runtime.settings import Settings
 from workflows import search
 from workflows.config import JourneyConfig
@@ -77,7 +77,7 @@ async def connect(settings: Settings, patience: timedelta | None = None) -> Clie
         "namespace": settings.temporal_namespace,
         "tls": tls,
         "api_key": api_key,
-        "data_converter": pydantic_data_converter,
+        "data_converter": data_converter(settings),
         "interceptors": telemetry.client_interceptors(),
         "runtime": telemetry.runtime(settings.telemetry),
     }
@@ -152,6 +152,18 @@ async def request_erasure(client: Client, customer_id: str, request_id: str) -> 
         if err.status == RPCStatusCode.NOT_FOUND and await _has_ended(handle):
             raise JourneyClosedError(f"the journey of customer {customer_id} has ended") from err
         raise
+
+
+async def journey_run_ended(client: Client, customer_id: str, run_id: str) -> bool:
+    """Whether that run of the customer's journey has ended (gone past retention too)."""
+    handle = client.get_workflow_handle(journey_id(customer_id), run_id=run_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return True
+        raise
+    return description.status != WorkflowExecutionStatus.RUNNING
 
 
 async def _has_ended(handle: WorkflowHandle[Any, Any]) -> bool:

@@ -1,5 +1,6 @@
 """The worker's wiring: journeys, campaign fan-outs and their activities on a task queue,
-and the courier that delivers the outbox beside them. Nothing else. ``worker.py`` runs
+the courier that delivers the outbox beside them and, with encryption on, the shredder of
+erased customers' data keys. Nothing else. ``worker.py`` runs
 it as a process; ``equator run`` / ``equator worker``, the tests and the benchmarks run
 it in theirs."""
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -18,13 +20,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.campaigns import CampaignActivities
 from activities.courier import Courier
+from activities.data_keys import KeyShredder
 from activities.engagements import EngagementActivities
 from activities.erasure import ErasureActivities
 from activities.fanout import FanOutActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
+from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
-from runtime.temporal import connect, missing_search_attributes
+from runtime.temporal import connect, journey_run_ended, missing_search_attributes
 from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
 
@@ -80,10 +84,19 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     )
     try:
         # Leaving, the worker stops first, then the courier finishes its round in flight.
-        async with courier.running(SHUTDOWN_GRACE), worker:
+        async with courier.running(SHUTDOWN_GRACE), _shredding(client), worker:
             yield worker
     finally:
         await store.close()
+
+
+def _shredding(client: Client) -> AbstractAsyncContextManager[None]:
+    """With encryption on, erased customers' data keys are shredded once their journey
+    has ended (``activities/data_keys.py``)."""
+    codec = client.data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        return contextlib.nullcontext()
+    return KeyShredder(codec.keys, partial(journey_run_ended, client)).running()
 
 
 async def run_worker(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import getpass
 import json
@@ -23,6 +24,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.data_keys import new_master_key
 from activities.store import Store
 from runtime.credentials import Scope, hash_key, new_key
 from runtime.logging import configure_logging
@@ -209,6 +211,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         choices=[scope.value for scope in Scope],
         help=f"what the source's keys may do, repeatable (default: {Scope.EVENTS_WRITE})",
+    )
+    commands.add_parser(
+        "new-master-key", help="make a master key for payload encryption, and its settings"
     )
     return parser
 
@@ -526,6 +531,20 @@ def _new_key(source: str, scopes: Sequence[str]) -> int:
     return 0
 
 
+def _new_master_key() -> int:
+    key_id = datetime.now(UTC).strftime("%Y-%m-%d")
+    key = base64.b64encode(new_master_key()).decode()
+    print(f"master key {key_id} (keep it in your secret store; it is not stored): {key}")
+    print(f"EQUATOR_ENCRYPTION__MASTER_KEYS='{json.dumps({key_id: key})}'")
+    print(f"EQUATOR_ENCRYPTION__ACTIVE_MASTER_KEY={key_id}")
+    print(
+        "rotating: add it beside the master keys you have (they still unwrap the data keys "
+        "they wrapped) and make it the active one",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _explain(err: ApiError) -> int:
     """Print a refusal with every field at fault; 2 for bad input, 1 for the rest."""
     print(f"equator: {err}", file=sys.stderr)
@@ -555,6 +574,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_fit(settings, args))
             case "new-key":
                 return _new_key(args.source, args.scope or [Scope.EVENTS_WRITE])
+            case "new-master-key":
+                return _new_master_key()
             case "temporal":
                 return asyncio.run(_setup(settings))
             case "campaigns" if args.action == "sync":

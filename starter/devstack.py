@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.codec import data_converter
 from runtime.credentials import Scope, Source, hash_key, new_key
 from runtime.settings import Settings
 from runtime.temporal import connect, register_search_attributes
@@ -45,12 +46,14 @@ def installed_binary(name: str) -> str:
 
 
 @asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_server(
+    settings: Settings | None = None,
+) -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, from the project's wheel, with the
-    journeys' search attributes registered."""
+    journeys' search attributes registered; its client encrypts as ``settings`` say."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=pydantic_data_converter if settings is None else data_converter(settings),
         runtime=_logging_runtime(),
     )
     async with env:

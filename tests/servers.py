@@ -17,6 +17,8 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.codec import data_converter
+from runtime.settings import Settings
 from starter.devstack import DevServerError, installed_binary
 from workflows import search
 
@@ -36,16 +38,18 @@ async def dev_server(
     port: int | None = None,
     db_file: Path | None = None,
     search_attributes: Sequence[SearchAttributeKey[Any]] = search.KEYS,
+    settings: Settings | None = None,
 ) -> AsyncIterator[WorkflowEnvironment]:
     """A dev server; in memory unless ``db_file`` is given (to survive a restart); the
-    journeys' search attributes registered unless told otherwise."""
+    journeys' search attributes registered unless told otherwise; its client encrypts as
+    ``settings`` say."""
     extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
     if db_file is not None:
         extra_args += ["--db-filename", str(db_file)]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         dev_server_extra_args=extra_args,
-        data_converter=pydantic_data_converter,
+        data_converter=pydantic_data_converter if settings is None else data_converter(settings),
         port=port,
         # Registered as the server starts, so that the first journey can index itself.
         search_attributes=search_attributes,
