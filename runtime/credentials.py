@@ -30,6 +30,8 @@ class Scope(StrEnum):
     JOURNEYS_READ = "journeys:read"
     CUSTOMERS_ERASE = "customers:erase"
     REPORTS_READ = "reports:read"
+    # Decrypting payloads through the codec server (the Temporal UI, `temporal --codec-auth`).
+    PAYLOADS_READ = "payloads:read"
     # Steering journeys (pause, skip a step, …); the CLI does that through Temporal today.
     OPERATE = "operate"
 

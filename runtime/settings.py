@@ -44,6 +44,16 @@ class IngestSettings(BaseModel):
     retry_after: int = Field(default=5, ge=1)
 
 
+class CodecServerSettings(BaseModel):
+    """The codec server (`equator codec-server`): the Temporal UI's browser sends it
+    payloads to decode, so it answers the UI's origins (CORS) and no other."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    # The Temporal UI as browsers reach it: the dev server's by default.
+    allowed_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
+
+
 class CampaignSettings(BaseModel):
     # The calendar `equator campaigns sync` applies (EQUATOR_CAMPAIGNS__FILE).
     file: Path = Path("campaigns.toml")
@@ -177,3 +187,5 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # Payload encryption: EQUATOR_ENCRYPTION__MASTER_KEYS, __ACTIVE_MASTER_KEY.
     encryption: EncryptionSettings = EncryptionSettings()
+    # EQUATOR_CODEC_SERVER__HOST, __PORT, __ALLOWED_ORIGINS (JSON list).
+    codec_server: CodecServerSettings = CodecServerSettings()

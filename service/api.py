@@ -93,7 +93,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestLog)
-    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.include_router(router)
@@ -141,7 +141,7 @@ async def api_key_source(
     source = credentials and source_for_key(services.settings.sources, credentials.credentials)
     if not source:
         log.info("auth.refused", reason="missing or unknown API key")
-        raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
+        raise unauthorized("a valid API key is required: Authorization: Bearer <key>")
     structlog.contextvars.bind_contextvars(source=source.name)
     missing = [scope for scope in security_scopes.scopes if scope not in source.granted]
     if missing:
@@ -169,7 +169,7 @@ async def signed_source(
         )
     except SignatureError as err:
         log.info("auth.refused", reason=err.reason)
-        raise _unauthorized(f"webhook signature refused: {err.reason}") from None
+        raise unauthorized(f"webhook signature refused: {err.reason}") from None
     structlog.contextvars.bind_contextvars(source=found.name)
     _known_query_only(request)
     return found
@@ -574,7 +574,7 @@ def _parse(model: type[M], body: bytes, title: str) -> M:
         raise ProblemError(invalid(err.errors(), title)) from None
 
 
-def _unauthorized(detail: str) -> ProblemError:
+def unauthorized(detail: str) -> ProblemError:
     return ProblemError(
         Problem(title="Unauthorized", status=401, detail=detail), {"WWW-Authenticate": "Bearer"}
     )
@@ -589,7 +589,7 @@ def _answer(problem: Problem, headers: dict[str, str] | None = None) -> JSONResp
     )
 
 
-async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+async def on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     structlog.contextvars.bind_contextvars(problem=exc.problem.title)
     return _answer(exc.problem, exc.headers)

@@ -1,4 +1,5 @@
-"""Running the ingest API inside an asyncio program: its services, then uvicorn."""
+"""Running an HTTP app inside an asyncio program (the ingest API, the codec server): the
+socket bound first, then the app's services, then uvicorn."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 import uvicorn
@@ -30,7 +32,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _listening_socket(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+def listening(host: str, port: int) -> socket.socket:
+    """A socket bound and listening, before anything else starts: a taken port fails
+    with its own error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP stated explicitly: asyncio sets TCP_NODELAY only on connections whose
     # socket says so, and without it every answer waits out a 40 ms delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -45,6 +50,24 @@ def _listening_socket(family: socket.AddressFamily, host: str, port: int) -> soc
 
 
 @asynccontextmanager
+async def served(app: Any, sock: socket.socket, what: str) -> AsyncIterator[str]:
+    """uvicorn serving ``app`` on ``sock`` until the block ends; yields its base URL."""
+    server = _Server(uvicorn.Config(app, access_log=False, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                raise RuntimeError(f"{what} stopped while starting")
+            await asyncio.sleep(0.02)
+        host, port = sock.getsockname()[:2]
+        yield f"http://{host if sock.family == socket.AF_INET else f'[{host}]'}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[str]:
     """Serve the API until the block ends; yields its base URL (port 0 picks one).
 
@@ -53,8 +76,7 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
     the API starts (and answers 503, and says it is not ready) while Temporal is down."""
     ingest_settings = settings.ingest
     warn_of_unscoped_keys(ingest_settings.sources)
-    family = socket.AF_INET6 if ":" in ingest_settings.host else socket.AF_INET
-    sock = _listening_socket(family, ingest_settings.host, ingest_settings.port)
+    sock = listening(ingest_settings.host, ingest_settings.port)
     store = Store(settings.database_url)
     try:
         await store.migrate()
@@ -67,20 +89,8 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
             ingest_settings.temporal_timeout,
         )
         app = create_app(Services(ingest_settings, client, store, ingest))
-        config = uvicorn.Config(app, access_log=False, log_config=None, lifespan="off")
-        server = _Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            while not server.started:
-                if task.done():
-                    await task
-                    raise RuntimeError("the ingest API stopped while starting")
-                await asyncio.sleep(0.02)
-            host, port = sock.getsockname()[:2]
-            yield f"http://{host if family == socket.AF_INET else f'[{host}]'}:{port}"
-        finally:
-            server.should_exit = True
-            await task
+        async with served(app, sock, "the ingest API") as url:
+            yield url
     finally:
         sock.close()
         await store.close()

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import getpass
+import ipaddress
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from runtime.settings import Settings
 from runtime.telemetry import configure_tracing
 from runtime.temporal import connect, register_search_attributes, steer
 from runtime.worker import run_worker, running_worker
+from service.codec_server import running_codec_server
 from service.offer_report import offer_table
 from service.report_chart import page
 from service.reports import parse_since, programme_report, table
@@ -93,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run a worker against the configured Temporal")
     commands.add_parser("api", help="serve the ingest API against the configured Temporal")
+    commands.add_parser(
+        "codec-server",
+        help="decrypt payloads for the Temporal UI, for keys with payloads:read",
+    )
 
     send = commands.add_parser("send", help="send one event through the ingest API")
     send.add_argument("customer_id")
@@ -238,13 +244,24 @@ async def _run(settings: Settings, demo: bool) -> None:
                 "campaigns": demo_campaigns(settings.campaigns),
             }
         )
+    # With encryption on, the dev server's UI decodes payloads through a codec server.
+    codec: contextlib.AbstractAsyncContextManager[str | None] = contextlib.nullcontext()
+    if settings.encryption.enabled:
+        # The dev server's UI has no login, so no token to pass: on loopback, the embedded
+        # codec server asks none (whoever runs the stack holds every key anyway).
+        ui_origins = [f"http://{host}:{settings.ui_port}" for host in ("localhost", "127.0.0.1")]
+        keys_required = not _loopback(settings.codec_server.host)
+        codec = running_codec_server(settings, ui_origins, keys_required)
     async with (
-        dev_server(settings) as client,
+        codec as codec_url,
+        dev_server(settings, codec_endpoint=codec_url) as client,
         running_worker(client, settings),
         running_api(settings) as api_url,
     ):
         ui = f"http://localhost:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
         print(f"Temporal UI: {ui}/workflows", flush=True)
+        if codec_url:
+            print(f"Codec:       {codec_url} (the UI decrypts payloads through it)", flush=True)
         print(f"Ingest API:  {api_url}/docs (key in {local_key_path(settings)})", flush=True)
         print(f"Metrics:     http://{settings.telemetry.metrics_address}/metrics", flush=True)
         print("Ctrl-C stops everything.", flush=True)
@@ -261,6 +278,13 @@ async def _run(settings: Settings, demo: bool) -> None:
                 await run_demo(api)
         else:
             await asyncio.Event().wait()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
 
 
 async def _run_calendar(client: Client, settings: Settings, demo: bool) -> Campaign | None:
@@ -287,6 +311,18 @@ async def _api(settings: Settings) -> None:
         raise RuntimeError("no sources configured: set EQUATOR_INGEST__SOURCES (see README)")
     async with running_api(settings) as url:
         print(f"Ingest API: {url}/docs", flush=True)
+        await asyncio.Event().wait()
+
+
+async def _codec_server(settings: Settings) -> None:
+    _stop_on(signal.SIGTERM)
+    if not any(Scope.PAYLOADS_READ in source.granted for source in settings.ingest.sources):
+        raise RuntimeError(
+            f"no source may read payloads: make a key with `equator new-key ops --scope "
+            f"{Scope.PAYLOADS_READ}` and add its entry to EQUATOR_INGEST__SOURCES"
+        )
+    async with running_codec_server(settings) as url:
+        print(f"Codec server: {url} (the Temporal UI's codec endpoint)", flush=True)
         await asyncio.Event().wait()
 
 
@@ -562,6 +598,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 asyncio.run(_worker(settings))
             case "api":
                 asyncio.run(_api(settings))
+            case "codec-server":
+                asyncio.run(_codec_server(settings))
             case "send":
                 return asyncio.run(_send(settings, args))
             case "show":

@@ -117,7 +117,7 @@ _CLI_TYPES = {
 }
 
 
-def _command(settings: Settings) -> list[str]:
+def _command(settings: Settings, codec_endpoint: str | None = None) -> list[str]:
     host, _, port = settings.temporal_address.rpartition(":")
     # Registered as the server starts, so that the first journey can index itself.
     attributes = [
@@ -134,12 +134,17 @@ def _command(settings: Settings) -> list[str]:
         "--db-filename", str(Path(settings.data_dir) / "temporal.db"),
         "--log-level", "warn",
         *attributes,
+        # The UI decodes payloads through the codec server (`service/codec_server.py`).
+        *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]  # fmt: skip
 
 
 @asynccontextmanager
-async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> AsyncIterator[Client]:
-    """Start the dev server (UI on), yield a connected client, stop it on exit."""
+async def dev_server(
+    settings: Settings, startup_seconds: float = 60.0, codec_endpoint: str | None = None
+) -> AsyncIterator[Client]:
+    """Start the dev server (UI on, decoding through ``codec_endpoint`` if given), yield a
+    connected client, stop it on exit."""
     data_dir = Path(settings.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     log = await asyncio.to_thread((data_dir / "temporal-server.log").open, "ab")
@@ -148,7 +153,10 @@ async def dev_server(settings: Settings, startup_seconds: float = 60.0) -> Async
     # under them (a fan-out in flight then took 10 s to give up). The server ignores an
     # inherited SIGINT, so that is the only way to keep the signal from it.
     process = await asyncio.create_subprocess_exec(
-        *_command(settings), stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+        *_command(settings, codec_endpoint),
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         try:
