@@ -149,11 +149,11 @@ async def test_quiet_hours_hold_a_campaign_until_morning_and_a_second_signal_cha
         view = await world.view("hana")
 
     assert held.next_action == "send the Spring Sale campaign"
-    assert [e.kind for e in held.state.timeline if e.programme == "campaigns"] == [
-        "campaign_received",
-        "campaign_duplicate",
-        "engagement_held",
-    ]
+    kinds = [e.kind for e in held.state.timeline if e.programme == "campaigns"]
+    # The retried signal lands in the first one's workflow task (before the hold) or in
+    # the next (after it), as the worker happens to poll: either way it changes nothing.
+    assert kinds[0] == "campaign_received"
+    assert sorted(kinds[1:]) == ["campaign_duplicate", "engagement_held"]
     [waits] = [e.summary for e in held.state.timeline if e.kind == "engagement_held"]
     assert waits.startswith("Spring Sale campaign waits until")
     assert len([e for e in await engagements(database_url, "hana") if e.cause == "campaign"]) == 1

@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 from runtime.worker import WORKFLOW_RUNNER
 from tests.histories.record import play
 from workflows.journey import CustomerJourney
-from workflows.patches import AT_START, RELEASE
+from workflows.patches import AT_START, RELEASE, Patch
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 RECORDED = {path.stem: path.read_text() for path in HISTORIES}
@@ -57,9 +57,10 @@ def patches_marked(history: WorkflowHistory) -> list[str]:
     ]
 
 
-async def test_a_run_that_begins_on_this_release_marks_one_patch() -> None:
-    # Every older patch is implied by the release: one marker a run, not one per patch.
-    assert patches_marked(await play()) == [RELEASE]
+async def test_a_run_that_begins_on_this_release_marks_one_patch_and_newer_ones() -> None:
+    # Every older patch is implied by the release: one marker a run, not one per patch;
+    # only changes newer than the release mark their own (this run ends erased).
+    assert patches_marked(await play()) == [RELEASE, Patch.ERASURE_UNINDEXED]
 
 
 def test_a_run_that_began_on_0_1_kept_its_own_patches() -> None:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import Settings
-from runtime.temporal import register_search_attributes
+from runtime.temporal import register_search_attributes, request_erasure
 from runtime.worker import running_worker
 from testkit import Scenario, scenario
 from tests.journeys import NEVER_QUIET, customer_in, event
@@ -92,3 +92,20 @@ async def test_a_worker_will_not_start_on_a_namespace_missing_an_attribute(tmp_p
         assert await register_search_attributes(env.client) == ["HeldBackFrom"]
         async with running_worker(env.client, settings):
             pass
+
+
+async def test_an_erased_journey_keeps_no_search_attribute_but_its_customer_id(
+    dev_world: Scenario,
+) -> None:
+    await dev_world.send(event("erased-one", "purchase", datetime.now(UTC), "e1", amount=1234))
+    handle = dev_world.client.get_workflow_handle(journey_id("erased-one"))
+    ours = {key.name for key in search.KEYS}
+
+    async def indexed() -> set[str]:
+        described = await handle.describe()
+        return {pair.key.name for pair in described.typed_search_attributes} & ours
+
+    await eventually(indexed, lambda names: search.LIFETIME_VALUE.name in names)
+    await request_erasure(dev_world.client, "erased-one", "forget-me")
+    await handle.result()
+    assert await indexed() == {search.CUSTOMER_ID.name}

@@ -645,6 +645,9 @@ class CustomerJourney:
         self._state = JourneyState(customer_id=self._state.customer_id)
         self._journey().note("erased", f"request {request_id}")
         workflow.set_current_details(f"Erased (request {request_id}); this journey has ended.")
+        # Search attributes are never encrypted and Temporal keeps them until retention.
+        if self._patched(Patch.SEARCH_ATTRIBUTES) and workflow.patched(Patch.ERASURE_UNINDEXED):
+            workflow.upsert_search_attributes(search.erased())
 
     def _index(self) -> None:
         """Upsert the search attributes that changed (journeys that began before they

@@ -21,6 +21,7 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``search-attributes`` | 0.1 | search attributes kept current | 1 now |
 | ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
 | ``release-0.2`` | 0.2 | everything 0.2 changed (below) | 0.3 |
+| ``erasure-unindexed`` | after 0.2 | erased: search attributes unset but ``CustomerId`` | 0.4 |
 
 A run that began on 0.2 has every patch before it: the journey asks ``release-0.2``
 first and, when the run has it, asks nothing older (``has_patch``). One marker and one
@@ -51,6 +52,9 @@ class Patch(StrEnum):
     CAMPAIGNS = "campaigns"
     # Everything 0.2 changed for running journeys: one marker a run, not one a change.
     RELEASE_0_2 = "release-0.2"
+    # Newer than the release, so asked by itself (``workflow.patched``, not ``has_patch``):
+    # a 0.2 journey erased before it replays without the upsert.
+    ERASURE_UNINDEXED = "erasure-unindexed"
 
 
 # The release every older patch is part of (see ``has_patch``).

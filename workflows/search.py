@@ -57,6 +57,12 @@ def values(state: JourneyState) -> dict[str, Any]:
     }
 
 
+def erased() -> list[SearchAttributeUpdate[Any]]:
+    """An erased journey's: its customer id stays (it names the workflow anyway); its
+    spend, standing and last activity, which describe the customer, go."""
+    return [key.value_unset() for key in KEYS if key is not CUSTOMER_ID]
+
+
 def updates(changed: Mapping[str, Any]) -> list[SearchAttributeUpdate[Any]]:
     return [
         _BY_NAME[name].value_set(value) if value is not None else _BY_NAME[name].value_unset()
