@@ -1,7 +1,7 @@
 """The journey beside a bare entity workflow, on one dev server, in one run.
 
     .venv/bin/python -m bench.versus_bare [--customers 200] [--events 5] [--rounds 2]
-        [--big-population 1200]
+        [--big-population 1200] [--encrypted]
 
 Starts a dev server (in memory, the journeys' search attributes registered) and, in
 this process, two workers with the same sandbox runner and data converter: the
@@ -21,24 +21,31 @@ calls in flight, one side at a time:
 - the last round's histories: events per applied event, and a cold replay (a fresh
   ``Replayer``, median of three) of the longest.
 
+With ``--encrypted`` a third side runs beside them: journeys whose client and worker
+encrypt every payload (``runtime/codec.py``, a master key made for the run, its data
+keys in a store of its own), so the codec's cost is a ratio measured in the same run.
+
 Prints a markdown table: each side's figures (one per round where rounds apply) and
-journey / bare, the ratio being what counts on a shared, noisy machine.
+each against bare (and encrypted against plain), the ratios being what counts on a
+shared, noisy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import importlib
 import logging
+import secrets
 import statistics
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -48,6 +55,7 @@ from temporalio import workflow
 from bench.processes import children_cpu_seconds, cpu_seconds, dev_server
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import SecretStr
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client, WorkflowHistory
     from temporalio.common import WorkflowIDConflictPolicy
@@ -55,8 +63,9 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Replayer, Worker
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+    from runtime.codec import data_converter
     from runtime.logging import configure_logging
-    from runtime.settings import Settings
+    from runtime.settings import EncryptionSettings, Settings
     from runtime.temporal import journey_view, send_event
     from runtime.worker import WORKFLOW_RUNNER, running_worker
     from workflows.config import JourneyConfig
@@ -82,6 +91,7 @@ CPU_SERVER = "CPU per applied event in the dev server, ms"
 MEMORY = "worker memory per cached workflow, KiB"
 HISTORY = "history events per applied event"
 REPLAY = "cold replay of the longest history, ms"
+ENCRYPTED = "journey, encrypted"
 TABLE_ORDER = (
     ACCEPTED_NEW,
     APPLIED_NEW,
@@ -135,6 +145,11 @@ class Side:
     send: Callable[[CustomerEvent], Awaitable[object]]
     applied: Callable[[str], Awaitable[int]]
     replayer: Callable[[], Replayer]
+    # Its customers' names begin so: two sides of journeys must not share workflow ids.
+    prefix: str = ""
+
+    def customers(self, names: Sequence[str]) -> list[str]:
+        return [f"{self.prefix}{name}" for name in names]
 
 
 def bare_side(client: Client) -> Side:
@@ -167,7 +182,9 @@ def bare_side(client: Client) -> Side:
     return Side("bare", workflow_id, send, applied, replayer)
 
 
-def journey_side(client: Client, settings: Settings) -> Side:
+def journey_side(
+    client: Client, settings: Settings, name: str = "journey", prefix: str = ""
+) -> Side:
     async def send(event: CustomerEvent) -> object:
         return await send_event(client, settings.task_queue, settings.journey, event)
 
@@ -177,11 +194,11 @@ def journey_side(client: Client, settings: Settings) -> Side:
     def replayer() -> Replayer:
         return Replayer(
             workflows=[CustomerJourney],
-            data_converter=pydantic_data_converter,
+            data_converter=client.data_converter,
             workflow_runner=WORKFLOW_RUNNER,
         )
 
-    return Side("journey", journey_id, send, applied, replayer)
+    return Side(name, journey_id, send, applied, replayer, prefix)
 
 
 @dataclass
@@ -322,6 +339,8 @@ class Options:
     big_population: int
     # The programmes the journeys run (None: all registered).
     enabled: frozenset[str] | None = None
+    # A third side: journeys with every payload encrypted.
+    encrypted: bool = False
 
 
 @dataclass
@@ -341,17 +360,19 @@ async def measure(client: Client, sides: Sequence[Side], options: Options) -> Ou
     used: list[str] = []
     crowd = population("mem", options.big_population)
     for side in sides:
-        await memory(side, crowd, options.customers, outcome.figures[side.name])
-        used += [side.workflow_id(customer) for customer in crowd]
+        mine = side.customers(crowd)
+        await memory(side, mine, options.customers, outcome.figures[side.name])
+        used += [side.workflow_id(customer) for customer in mine]
     for n in range(options.rounds):
         customers = population(f"r{n}", options.customers)
         for side in sides:
-            await throughput(side, customers, options.events, outcome.figures[side.name])
-            used += [side.workflow_id(customer) for customer in customers]
+            mine = side.customers(customers)
+            await throughput(side, mine, options.events, outcome.figures[side.name])
+            used += [side.workflow_id(customer) for customer in mine]
     last = population(f"r{options.rounds - 1}", options.customers)
     for side in sides:
         outcome.longest[side.name] = await history_figures(
-            client, side, last, 2 * options.events, outcome.figures[side.name]
+            client, side, side.customers(last), 2 * options.events, outcome.figures[side.name]
         )
     await terminate_all(client, used)
     return outcome
@@ -373,9 +394,35 @@ async def bench(options: Options) -> Outcome:
             database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
             journey=JourneyConfig(enabled=options.enabled),
         )
-        async with env, running_worker(env.client, settings), bare_worker(env.client):
-            sides = (bare_side(env.client), journey_side(env.client, settings))
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(env)
+            await stack.enter_async_context(running_worker(env.client, settings))
+            await stack.enter_async_context(bare_worker(env.client))
+            sides = [bare_side(env.client), journey_side(env.client, settings)]
+            if options.encrypted:
+                sealed = encrypted(settings, f"{tmp}/bench-encrypted.db")
+                client = await Client.connect(
+                    env.client.service_client.config.target_host,
+                    data_converter=data_converter(sealed),
+                )
+                await stack.enter_async_context(running_worker(client, sealed))
+                sides.append(journey_side(client, sealed, ENCRYPTED, prefix="sealed-"))
             return await measure(env.client, sides, options)
+
+
+def encrypted(settings: Settings, database: str) -> Settings:
+    """``settings`` with a master key made for the run, a task queue and a store of their
+    own."""
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    return settings.model_copy(
+        update={
+            "task_queue": f"{settings.task_queue}-encrypted",
+            "database_url": f"sqlite+aiosqlite:///{database}",
+            "encryption": EncryptionSettings(
+                master_keys={"bench": SecretStr(key)}, active_master_key="bench"
+            ),
+        }
+    )
 
 
 def number(value: float) -> str:
@@ -383,29 +430,37 @@ def number(value: float) -> str:
 
 
 def table(outcome: Outcome, options: Options) -> str:
-    bare, journey = outcome.figures["bare"].values, outcome.figures["journey"].values
+    values = {name: figures.values for name, figures in outcome.figures.items()}
+    names = list(values)
+    # Each side against bare, and the encrypted journeys against the plain ones.
+    pairs = [(name, "bare") for name in names if name != "bare"]
+    if ENCRYPTED in values:
+        pairs.append((ENCRYPTED, "journey"))
     lines = [
         f"| {options.customers} workflows x {options.events} purchases, {IN_FLIGHT} in flight "
-        "| bare | journey | journey / bare |",
-        "| --- | --- | --- | --- |",
+        f"| {' | '.join(names)} | {' | '.join(f'{a} / {b}' for a, b in pairs)} |",
+        "| --- " * (1 + len(names) + len(pairs)) + "|",
     ]
     for figure in TABLE_ORDER:
-        bare_values, journey_values = bare[figure], journey[figure]
-        ratios = [j / b for b, j in zip(bare_values, journey_values, strict=True)]
-        lines.append(
-            f"| {figure} | {' / '.join(map(number, bare_values))} "
-            f"| {' / '.join(map(number, journey_values))} "
-            f"| {' / '.join(f'{r:.2f}' for r in ratios)} |"
-        )
+        cells = [" / ".join(map(number, values[name][figure])) for name in names]
+        for a, b in pairs:
+            ratios = [x / y for y, x in zip(values[b][figure], values[a][figure], strict=True)]
+            cells.append(" / ".join(f"{r:.2f}" for r in ratios))
+        lines.append(f"| {figure} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
 def types_table(outcome: Outcome) -> str:
-    bare, journey = outcome.longest["bare"], outcome.longest["journey"]
-    lines = ["| longest history, events by type | bare | journey |", "| --- | --- | --- |"]
-    for name, _ in (journey + bare).most_common():
-        lines.append(f"| {name.lower()} | {bare[name]} | {journey[name]} |")
-    lines.append(f"| total | {bare.total()} | {journey.total()} |")
+    longest = outcome.longest
+    names = list(longest)
+    lines = [
+        f"| longest history, events by type | {' | '.join(names)} |",
+        "| --- " * (1 + len(names)) + "|",
+    ]
+    everything = sum(longest.values(), Counter[str]())
+    for kind, _ in everything.most_common():
+        lines.append(f"| {kind.lower()} | {' | '.join(str(longest[n][kind]) for n in names)} |")
+    lines.append(f"| total | {' | '.join(str(longest[n].total()) for n in names)} |")
     return "\n".join(lines)
 
 
@@ -431,11 +486,16 @@ def run() -> None:
         "--programmes",
         help="comma-separated programmes the journeys run (default: every registered one)",
     )
+    parser.add_argument(
+        "--encrypted", action="store_true", help="a third side: journeys with payloads encrypted"
+    )
     args = parser.parse_args()
     if args.big_population <= args.customers:
         parser.error("--big-population must be larger than --customers")
     enabled = frozenset(args.programmes.split(",")) if args.programmes else None
-    options = Options(args.customers, args.events, args.rounds, args.big_population, enabled)
+    options = Options(
+        args.customers, args.events, args.rounds, args.big_population, enabled, args.encrypted
+    )
     configure_logging(logging.WARNING)  # a line per engagement would clutter the table
     report(asyncio.run(bench(options)), options)
 
