@@ -35,12 +35,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fanout_throughput --existing
 	$(BIN)/python -m bench.fanout_throughput --existing --journeys --customers 2000
 	$(BIN)/python -m bench.versus_bare --encrypted
-	$(BIN)/python -m bench.simulation_speed
-	$(BIN)/python -m bench.simulation_timers
 	$(BIN)/python -m bench.api_latency
 	$(BIN)/python -m bench.api_latency --postgres
 	$(BIN)/python -m bench.scale_out
 	$(BIN)/python -m bench.simulation_speed
+	$(BIN)/python -m bench.simulation_timers
 
 # Pictures of the Temporal UI as ops see it, and of the programme report (Debian's
 # chromium, installed if missing).
