@@ -4,9 +4,7 @@ now (retried, delivered once), a server that never answers (timed out, retried).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -31,12 +29,8 @@ from tests.servers import eventually
 TIMEOUT = timedelta(seconds=1)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}")
-    await store.migrate()
-    yield store
-    await store.close()
+# The provider is under test, not the store: conftest's store, on SQLite only.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def email_on(port: int) -> SmtpConfig:

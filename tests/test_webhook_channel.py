@@ -6,9 +6,7 @@ verifies with the ingest API's own verifier."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,12 +26,8 @@ from tests.delivery import webhook_sink as sink
 TIMEOUT = timedelta(seconds=1)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}")
-    await store.migrate()
-    yield store
-    await store.close()
+# The provider is under test, not the store: conftest's store, on SQLite only.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def sms(receiver: WebhookSink, secret: str = WEBHOOK_SECRET) -> WebhookConfig:
