@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Update, delete, update
 from sqlmodel import col, select
 
-from activities.store import DataKey, Store, utcnow
+from activities.store import DataKey, ErasedCustomer, Store, customer_digest, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -176,8 +176,12 @@ class DataKeys:
         run's last payloads are theirs too."""
         key = self._current.get(customer_id)
         if key is None:
-            row = await self._newest(customer_id) or await self._create(customer_id)
-            key = await self._unwrapped(row)
+            row = await self._newest(customer_id)
+            if row is None and customer_id != SHARED and await self._was_erased(customer_id):
+                # No new key for an erased customer: what their ended journey still writes
+                # (the failure of a query that cannot decrypt it) goes under the shared one.
+                return await self.current(SHARED)
+            key = await self._unwrapped(row or await self._create(customer_id))
             self._current.put(customer_id, key)
         return key
 
@@ -209,6 +213,10 @@ class DataKeys:
             connection = await session.connection()
             where = col(DataKey.customer_id) == customer_id
             shredded = (await connection.execute(delete(DataKey).where(where))).rowcount
+            tombstone = col(ErasedCustomer.customer_digest) == customer_digest(customer_id)
+            await connection.execute(
+                update(ErasedCustomer).where(tombstone).values(shredded_at=utcnow())
+            )
         self._current.drop(lambda key: key.customer_id == customer_id)
         self._by_id.drop(lambda key: key.customer_id == customer_id)
         return shredded
@@ -225,6 +233,10 @@ class DataKeys:
         )
         async with self._opened() as store, store.reading() as session:
             return (await session.exec(query)).first()
+
+    async def _was_erased(self, customer_id: str) -> bool:
+        async with self._opened() as store, store.reading() as session:
+            return await session.get(ErasedCustomer, customer_digest(customer_id)) is not None
 
     async def _create(self, customer_id: str) -> DataKey:
         """The customer's first key. Processes creating it at once all insert generation

@@ -7,19 +7,23 @@ from sqlalchemy import String, cast, delete, literal, update
 from sqlmodel import col, select
 from temporalio import activity
 
+from activities import audit
 from activities.data_keys import erasing
 from activities.store import (
     CampaignContactRecord,
     Customer,
     Engagement,
     EngagementCredit,
+    ErasedCustomer,
     IngestReceipt,
     LedgerEvent,
     OutboxMessage,
     Store,
     WalletEntry,
+    customer_digest,
+    utcnow,
 )
-from workflows.contracts import ERASE_CUSTOMER, EraseRequest, EraseResult
+from workflows.contracts import ERASE_CUSTOMER, AuditRecord, EraseRequest, EraseResult
 
 log = structlog.get_logger(__name__)
 
@@ -39,10 +43,24 @@ class ErasureActivities:
         (cause, step, channel, cost, time), with the customer id and the key that named
         them replaced; the customer's data keys are marked with this journey run, to be
         shredded once it has ended (it needs them until then: ``activities/data_keys.py``),
-        which makes their history in Temporal unreadable. A retry finds nothing to do."""
+        which makes their history in Temporal unreadable. A retry finds nothing to do.
+
+        The first pass also leaves a tombstone, which the ingest checks (no receipt lands
+        for the customer after it), and the audit's entry of the erasure."""
         who = request.customer_id
+        digest = customer_digest(who)
         async with self._store.transaction() as session:
             connection = await session.connection()
+            # Receipts in flight commit first, or see the tombstone (``Store.guard_customers``).
+            await self._store.guard_customers(connection, [digest], exclusive=True)
+            tombstone = {
+                "customer_digest": digest,
+                "erased_at": utcnow(),
+                "request_id": request.request_id,
+            }
+            await connection.execute(
+                self._store.insert(ErasedCustomer).values(tombstone).on_conflict_do_nothing()
+            )
             deleted = 0
             for table in (
                 Customer,
@@ -70,5 +88,18 @@ class ErasureActivities:
                 )
             )
             await connection.execute(erasing(who, activity.info().workflow_run_id or ""))
+            # The first pass's entry stands; later passes remove what raced it.
+            done = AuditRecord(
+                entry_key=f"{request.request_id}:erased",
+                at=utcnow(),
+                actor=request.by,
+                via=request.via,
+                action="customer.erase",
+                customer_id=who,
+                request_id=request.request_id,
+                outcome="erased",
+                detail=f"{deleted} rows deleted, {anonymized.rowcount} engagements anonymized",
+            )
+            await audit.file(self._store, connection, [done])
         log.info("customer.erased", request_id=request.request_id, deleted_rows=deleted)
         return EraseResult(deleted_rows=deleted, anonymized_engagements=anonymized.rowcount)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,11 +29,17 @@ from sqlalchemy import (
     LargeBinary,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -80,6 +87,13 @@ def _time(**kwargs: Any) -> Any:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def customer_digest(customer_id: str) -> str:
+    """How the tombstones and the audit name a customer: not the id, which the erasure
+    removes everywhere else. It is a pseudonym, not anonymity: whoever knows an id can
+    compute its digest, which is what lets the ingest recognise an erased customer."""
+    return hashlib.sha256(f"equator/customer:{customer_id}".encode()).hexdigest()
 
 
 class Customer(SQLModel, table=True):
@@ -290,6 +304,46 @@ class DataKey(SQLModel, table=True):
     erased_in_run: str | None = Field(default=None, max_length=64, index=True)
 
 
+class ErasedCustomer(SQLModel, table=True):
+    """A tombstone: a customer was erased. The ingest refuses their events from then on
+    (unless the source says they came back), and writes no receipt for one that raced
+    the erasure. Named by a digest (``activities/erasure.py``), not by the id."""
+
+    __tablename__ = "erased_customer"
+
+    customer_digest: str = Field(primary_key=True, max_length=64)
+    erased_at: datetime = _time()
+    request_id: str = Field(max_length=128)
+    # When their data keys were shredded (encryption on): a customer who comes back waits
+    # until no process can still hold one (``service/ingest.py``).
+    shredded_at: datetime | None = _time(default=None)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to a customer or their journey, when, and how it came out: every
+    erasure and every operator action (``activities/audit.py``). It names the customer
+    by digest, holds no personal data, and so outlives the customer's erasure."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Makes a retried filing a no-op: the request's id and what is recorded of it.
+    entry_key: str = Field(unique=True, max_length=192)
+    at: datetime = _time(index=True)
+    # Who: the API key's source, or the operator's handle (over Temporal, as given).
+    actor: str = Field(max_length=64)
+    # How it came: ``api`` or ``temporal`` (the CLI, the Temporal UI).
+    via: str = Field(max_length=16)
+    # What: ``customer.erase``, ``journey.pause``, ``journey.start_ladder``, …
+    action: str = Field(max_length=32)
+    customer_digest: str = Field(index=True, max_length=64)
+    request_id: str = Field(max_length=128)
+    # accepted, applied, erased, refused, not_found
+    outcome: str = Field(max_length=16)
+    # The system's words, never an operator's free text (which may name the customer).
+    detail: str = Field(default="", max_length=256)
+
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # An arbitrary key for Postgres's advisory lock: "equator" in ASCII, as an integer.
 _MIGRATION_LOCK = int.from_bytes(b"equator", "big")
@@ -426,6 +480,20 @@ class Store:
                 return
             async with self._writers_file.held():
                 yield
+
+    async def guard_customers(
+        self, connection: AsyncConnection, digests: Iterable[str], *, exclusive: bool
+    ) -> None:
+        """Order this transaction against the customers' erasure: the erasure holds a
+        customer's lock alone, the ingest's receipts share it, so a receipt is either
+        committed before the erasure deletes receipts or sees its tombstone. Postgres
+        only: on SQLite a writing transaction has the database to itself already."""
+        if self.dialect != "postgresql":
+            return
+        keys = sorted({int.from_bytes(bytes.fromhex(d)[:8], "big", signed=True) for d in digests})
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        statement = text(f"SELECT {lock}(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+        await connection.execute(statement, {"keys": keys})
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -153,6 +153,8 @@ def data_converter(settings: Settings) -> DataConverter:
     master = LocalMasterKeys(encryption.key_bytes(), encryption.active_master_key)
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(DataKeys(settings.database_url, master)),
+        payload_codec=EncryptionCodec(
+            DataKeys(settings.database_url, master, encryption.key_cache_ttl)
+        ),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

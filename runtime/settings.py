@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.courier import DeliverySettings
+from activities.data_keys import CACHE_TTL
 from runtime.credentials import Source
 from runtime.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
@@ -111,6 +112,11 @@ class EncryptionSettings(BaseModel):
     # they wrapped before a rotation.
     master_keys: dict[str, SecretStr] = {}
     active_master_key: str | None = None
+    # How long a process keeps a data key it has read: an erased customer's history stays
+    # readable in a process that read a key of theirs at most this long after shredding.
+    key_cache_ttl: timedelta = Field(
+        default=CACHE_TTL, ge=timedelta(seconds=1), le=timedelta(hours=1)
+    )
 
     @field_validator("master_keys")
     @classmethod

@@ -21,7 +21,7 @@ from runtime.codec import data_converter
 from runtime.settings import Settings
 from workflows import search
 from workflows.config import JourneyConfig
-from workflows.contracts import ErasureRequest
+from workflows.contracts import ErasureRequest, Via
 from workflows.events import CustomerEvent
 from workflows.journey import ERASE_SIGNAL, EVENT_SIGNAL, STATE_QUERY, CustomerJourney, journey_id
 from workflows.operator import OperatorRequest
@@ -142,12 +142,16 @@ async def send_event(
     )
 
 
-async def request_erasure(client: Client, customer_id: str, request_id: str) -> None:
-    """Ask the customer's journey to erase them; it does so durably, then ends.
-    Raises ``JourneyClosedError`` for an ended journey, ``RPCError`` (not found) for none."""
+async def request_erasure(
+    client: Client, customer_id: str, request_id: str, by: str = "", via: Via = Via.TEMPORAL
+) -> None:
+    """Ask the customer's journey to erase them; it does so durably, then ends. ``by``
+    and ``via`` say who asked, for the audit. Raises ``JourneyClosedError`` for an ended
+    journey, ``RPCError`` (not found) for none."""
     handle = client.get_workflow_handle(journey_id(customer_id))
+    request = ErasureRequest(request_id=request_id, by=by, via=via)
     try:
-        await handle.signal(ERASE_SIGNAL, ErasureRequest(request_id=request_id))
+        await handle.signal(ERASE_SIGNAL, request)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND and await _has_ended(handle):
             raise JourneyClosedError(f"the journey of customer {customer_id} has ended") from err
@@ -179,11 +183,14 @@ async def steer(
     customer_id: str,
     action: UpdateMethodMultiParam[[CustomerJourney, Request], JourneyView],
     request: Request,
+    update_id: str | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> JourneyView:
     """Run an operator update, named by its method (``CustomerJourney.pause``, …), and
-    return the journey as it now stands. A refusal raises WorkflowUpdateFailedError."""
+    return the journey as it now stands. A refusal raises WorkflowUpdateFailedError.
+    ``update_id`` names it in the history and the audit."""
     handle = client.get_workflow_handle(journey_id(customer_id))
-    return await handle.execute_update(action, request)
+    return await handle.execute_update(action, request, id=update_id, rpc_timeout=rpc_timeout)
 
 
 async def journey_view(

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.audit import AuditActivities
 from activities.campaigns import CampaignActivities
 from activities.courier import Courier
 from activities.data_keys import KeyShredder
@@ -57,6 +58,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     courier = Courier(store, settings.delivery, settings.journey.contact)
     engagements = EngagementActivities(store, settings.worker.offer_seed, courier.wake)
     erasure = ErasureActivities(store)
+    audit = AuditActivities(store)
     campaigns = CampaignActivities(store)
     fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
     worker = Worker(
@@ -76,6 +78,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             engagements.record_attributions,
             engagements.choose_offer,
             erasure.erase_customer,
+            audit.record_audit,
             campaigns.record_campaign_contacts,
             campaigns.audience_page,
             campaigns.campaign_results,

@@ -1,7 +1,8 @@
 """Look at the product as ops do: start the embedded stack with its demo, wait for the
 demo's journeys to fall below the line, and photograph the Temporal UI in headless
 Chromium: the journey list filtered by a search attribute, one journey's details,
-search attributes and history, the campaign Schedules and the demo Flash Sale's fan-out.
+search attributes and history (decoded by the codec server, and as Temporal holds it,
+encrypted), the campaign Schedules and the demo Flash Sale's fan-out.
 
     make screenshots        # writes docs/screenshots/*.png
 
@@ -33,6 +34,7 @@ from temporalio.service import RPCError
 
 from runtime.settings import Settings
 from runtime.temporal import connect, journey_view
+from starter.devstack import with_local_master_key
 from tests.servers import free_port
 from workflows.fanout import PROGRESS_QUERY, FanOutProgress
 from workflows.journey import journey_id
@@ -42,6 +44,11 @@ OUT = Path("docs/screenshots")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 FILTER = "LinePosition = 'below'"
 SUBJECT = "lapsing-lena"
+# The UI's own codec setting, kept in the browser: an endpoint that overrides the server's.
+_CODEC_IN_BROWSER = (
+    'localStorage.setItem("endpoint", JSON.stringify("{endpoint}"));'
+    'localStorage.setItem("overrideRemoteCodecConfiguration", "true")'
+)
 
 
 class Page:
@@ -145,6 +152,7 @@ async def main() -> None:
         "EQUATOR_DATABASE_URL": settings.database_url,
         "EQUATOR_INGEST__PORT": str(free_port()),
         "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EQUATOR_CODEC_SERVER__PORT": str(free_port()),
     }
     stack = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", "run",
@@ -188,6 +196,16 @@ async def main() -> None:
             await page.photograph(
                 f"{journey}/history", "response window", OUT / "journey-history.png", 2400
             )
+            # The same journey as Temporal holds it, to a browser whose codec endpoint does
+            # not answer (an empty one would fall back to the server's).
+            nowhere = f"http://127.0.0.1:{free_port()}"
+            await page.call(
+                "Runtime.evaluate", expression=_CODEC_IN_BROWSER.format(endpoint=nowhere)
+            )
+            await page.photograph(
+                f"{journey}/history", "could not connect", OUT / "journey-history-encrypted.png"
+            )
+            await page.call("Runtime.evaluate", expression="localStorage.clear()")
             # The demo's Flash Sale: its Schedule, and its fan-out once every journey in
             # the audience has decided.
             fan_out_id, fan_out_run = await _fan_out_done(client)
@@ -217,10 +235,11 @@ async def _fan_out_done(client: Client) -> tuple[str, str]:
 
 
 async def _connected(settings: Settings) -> Client:
+    """A client of the stack, once it is up: by then it keeps its master key."""
     deadline = time.monotonic() + 60
     while True:
         try:
-            return await connect(settings)
+            return await connect(with_local_master_key(settings, create=False))
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise

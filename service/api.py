@@ -13,46 +13,57 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
-from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
+from pydantic import BeforeValidator, ValidationError, WithJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.journeys import JourneyClosedError
-from activities.signatures import SIGNATURE_HEADER, SignatureError, verify_signature
-from activities.store import Store
-from runtime.credentials import Scope, Source, source_for_key
+from activities.signatures import SIGNATURE_HEADER
+from runtime.credentials import Source
 from runtime.settings import IngestSettings
-from runtime.temporal import journey_view, request_erasure
+from runtime.temporal import journey_view
+from service import actions
 from service.api_models import (
     Accepted,
     BatchResult,
     EmailWebhook,
-    ErasureAccepted,
     EventBatch,
     EventResult,
     Health,
+    LadderStart,
+    OperatorAction,
     Status,
 )
+from service.dependencies import (
+    EventsWriter,
+    JourneysReader,
+    ReportsReader,
+    Services,
+    ServicesDep,
+    SignedSource,
+    problem_responses,
+)
 from service.email_webhook import EmailNotification, to_event
-from service.ingest import Conflict, Delivered, Ingest, Outcome, Unavailable
+from service.ingest import Conflict, Delivered, Outcome, Unavailable
 from service.middleware import BodyLimit, RequestLog
 from service.openapi import document_body, install_openapi
-from service.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, invalid
+from service.problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    ProblemError,
+    invalid,
+    parse_body,
+    parse_json,
+)
 from service.report_chart import page
 from service.reports import MOMENT_PATTERN, ProgrammeReport, parse_since, programme_report
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
@@ -60,22 +71,6 @@ from workflows.journey import journey_id
 from workflows.state import JourneyView
 
 log = structlog.get_logger(__name__)
-
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the routes use; opened and closed by ``service.serving``."""
-
-    settings: IngestSettings
-    client: Client
-    store: Store
-    ingest: Ingest
-
-    @property
-    def retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(self.settings.retry_after)}
 
 
 def create_app(services: Services) -> FastAPI:
@@ -97,6 +92,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.include_router(router)
+    app.include_router(actions.router)
     install_openapi(
         app,
         {
@@ -104,14 +100,11 @@ def create_app(services: Services) -> FastAPI:
             "EventBatch": EventBatch,
             "EmailNotification": EmailNotification,
             "EmailWebhook": EmailWebhook,
+            "OperatorAction": OperatorAction,
+            "LadderStart": LadderStart,
         },
     )
     return app
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem answers a route may give."""
-    return {status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in statuses}
 
 
 def _partly_unavailable(what: str) -> dict[int | str, dict[str, Any]]:
@@ -119,79 +112,6 @@ def _partly_unavailable(what: str) -> dict[int | str, dict[str, Any]]:
 
 
 router = APIRouter()
-bearer = HTTPBearer(auto_error=False, description="The API key of the event source.")
-
-
-async def services(request: Request) -> Services:
-    # async: FastAPI would run a plain function in a worker thread, on every request.
-    found: Services = request.app.state.services
-    return found
-
-
-ServicesDep = Annotated[Services, Depends(services)]
-
-
-async def api_key_source(
-    request: Request,
-    security_scopes: SecurityScopes,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    services: ServicesDep,
-) -> Source:
-    """The caller's source, once its key is known (401) and holds the route's scopes (403)."""
-    source = credentials and source_for_key(services.settings.sources, credentials.credentials)
-    if not source:
-        log.info("auth.refused", reason="missing or unknown API key")
-        raise unauthorized("a valid API key is required: Authorization: Bearer <key>")
-    structlog.contextvars.bind_contextvars(source=source.name)
-    missing = [scope for scope in security_scopes.scopes if scope not in source.granted]
-    if missing:
-        log.info("auth.forbidden", missing_scopes=missing)
-        detail = f"the API key of source {source.name!r} lacks the scope {', '.join(missing)}"
-        raise ProblemError(Problem(title="Forbidden", status=403, detail=detail))
-    _known_query_only(request)
-    return source
-
-
-async def signed_source(
-    request: Request, source: Annotated[str, Path(max_length=64)], services: ServicesDep
-) -> Source:
-    found = next((s for s in services.settings.sources if s.name == source), None)
-    secrets = [secret.get_secret_value() for secret in found.webhook_secrets] if found else []
-    try:
-        if found is None or not secrets:
-            raise SignatureError("no webhook is configured for this source")
-        verify_signature(
-            request.headers.get(SIGNATURE_HEADER),
-            await request.body(),
-            secrets,
-            time.time(),
-            services.settings.signature_tolerance.total_seconds(),
-        )
-    except SignatureError as err:
-        log.info("auth.refused", reason=err.reason)
-        raise unauthorized(f"webhook signature refused: {err.reason}") from None
-    structlog.contextvars.bind_contextvars(source=found.name)
-    _known_query_only(request)
-    return found
-
-
-def _known_query_only(request: Request) -> None:
-    """Refuse query parameters the route does not take: a misspelt
-    ``customer_returned`` must not pass silently as an ordinary event."""
-    route = request.scope.get("route")
-    known = {param.alias for param in route.dependant.query_params} if route else set()
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        errors = [{"loc": ("query", name), "msg": "unknown query parameter"} for name in unknown]
-        raise ProblemError(invalid(errors, "Invalid request"))
-
-
-# A keyed route states its scope in its source's type: checked, and in the OpenAPI document.
-EventsWriter = Annotated[Source, Security(api_key_source, scopes=[Scope.EVENTS_WRITE])]
-JourneysReader = Annotated[Source, Security(api_key_source, scopes=[Scope.JOURNEYS_READ])]
-CustomersEraser = Annotated[Source, Security(api_key_source, scopes=[Scope.CUSTOMERS_ERASE])]
-ReportsReader = Annotated[Source, Security(api_key_source, scopes=[Scope.REPORTS_READ])]
-SignedSource = Annotated[Source, Depends(signed_source)]
 CustomerReturned = Annotated[
     bool,
     Query(
@@ -206,7 +126,7 @@ CustomerReturned = Annotated[
     status_code=202,
     response_model=Accepted,
     summary="Send one customer event",
-    responses=_problems(400, 401, 403, 409, 413, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 413, 422, 503),
     openapi_extra=document_body("CustomerEvent"),
     tags=["events"],
 )
@@ -219,7 +139,7 @@ async def post_event(
     """Scope `events:write`. Durable before acknowledged: a 202 means the event reached
     Temporal and will reach the journey, even if no worker is running. Resending the same
     `event_id` answers 202 with `duplicate: true` and changes nothing."""
-    event = _admit(_parse_json(await request.body()), source, services.settings)
+    event = _admit(parse_json(await request.body()), source, services.settings)
     structlog.contextvars.bind_contextvars(customer_id=event.customer_id, event_id=event.event_id)
     [outcome] = await services.ingest.deliver([event], customer_returned)
     structlog.contextvars.bind_contextvars(outcome=_status(outcome).value)
@@ -236,7 +156,7 @@ async def post_event(
     "/v1/events:batch",
     response_model=BatchResult,
     summary="Send up to 500 customer events",
-    responses={**_problems(400, 401, 403, 413, 422), **_partly_unavailable("events")},
+    responses={**problem_responses(400, 401, 403, 413, 422), **_partly_unavailable("events")},
     openapi_extra=document_body("EventBatch"),
     tags=["events"],
 )
@@ -250,7 +170,7 @@ async def post_batch(
     (with the problem) or unavailable. One bad event does not reject the others. If any
     event is unavailable the answer is 503 with `Retry-After`: resend the whole batch;
     what was accepted comes back as duplicates."""
-    batch = _parse(EventBatch, await request.body(), "Invalid batch")
+    batch = parse_body(EventBatch, await request.body(), "Invalid batch")
     return await _deliver_batch(
         batch.events,
         lambda index, raw: _admit(raw, source, services.settings, ("events", index)),
@@ -263,7 +183,7 @@ async def post_batch(
     "/v1/webhooks/{source}/email",
     response_model=BatchResult,
     summary="Email provider notifications: delivered, opened, bounced, unsubscribed",
-    responses={**_problems(400, 401, 413, 422), **_partly_unavailable("notifications")},
+    responses={**problem_responses(400, 401, 413, 422), **_partly_unavailable("notifications")},
     openapi_extra=document_body("EmailWebhook", signed=True),
     tags=["webhooks"],
 )
@@ -274,7 +194,7 @@ async def post_email_webhook(
     `<t>.<raw body>` with the source's webhook secret, and refused once `t` is more
     than the tolerance (5 minutes) away. Opened, delivered and bounced become the email
     events of the same names; unsubscribed withdraws the customer's email consent."""
-    webhook = _parse(EmailWebhook, await request.body(), "Invalid webhook")
+    webhook = parse_body(EmailWebhook, await request.body(), "Invalid webhook")
 
     def to_engine(index: int, raw: object) -> CustomerEvent:
         try:
@@ -294,7 +214,7 @@ async def post_email_webhook(
     response_model=JourneyView,
     summary="A customer's journey: line position, ladder and step, recent events",
     description="Scope `journeys:read`.",
-    responses=_problems(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 422, 503),
     tags=["journeys"],
 )
 async def get_journey(
@@ -313,40 +233,6 @@ async def get_journey(
         raise ProblemError(
             Problem(title="Unavailable", status=503, detail=detail), services.retry_after
         ) from None
-
-
-@router.delete(
-    "/v1/customers/{customer_id}",
-    status_code=202,
-    response_model=ErasureAccepted,
-    summary="Erase a customer (the right to be forgotten)",
-    responses=_problems(401, 403, 404, 409, 422, 503),
-    tags=["journeys"],
-)
-async def erase_customer(
-    customer_id: Annotated[Identifier, Path()], _: CustomersEraser, services: ServicesDep
-) -> ErasureAccepted:
-    """Scope `customers:erase`. The journey deletes the customer's personal data from the
-    store (profile, events, receipts, messages; engagements stay as anonymous spend) and
-    ends. Later events for the id are refused with 409 unless sent with
-    `customer_returned=true`."""
-    request_id = f"erase-{uuid.uuid4()}"
-    structlog.contextvars.bind_contextvars(customer_id=customer_id, request_id=request_id)
-    try:
-        await request_erasure(services.client, customer_id, request_id)
-    except JourneyClosedError as err:
-        raise ProblemError(Problem(title="Conflict", status=409, detail=str(err))) from None
-    except (RPCError, RuntimeError) as err:
-        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
-            raise ProblemError(
-                Problem(title="Not found", status=404, detail=f"no journey for {customer_id}")
-            ) from None
-        log.warning("erase.failed", error=str(err))
-        raise ProblemError(
-            Problem(title="Unavailable", status=503, detail="Temporal is unreachable; retry"),
-            services.retry_after,
-        ) from None
-    return ErasureAccepted(journey_id=journey_id(customer_id), request_id=request_id)
 
 
 Since = Annotated[
@@ -373,7 +259,7 @@ Since = Annotated[
     "/v1/reports/programmes",
     response_model=ProgrammeReport,
     summary="The programme report: per ladder and step, reach, cost, and uplift",
-    responses=_problems(401, 403, 422, 503),
+    responses=problem_responses(401, 403, 422, 503),
     tags=["reports"],
 )
 async def get_programme_report(
@@ -392,7 +278,7 @@ async def get_programme_report(
     summary="The programme report as a page: charts per ladder, and the table",
     responses={
         200: {"description": "A self-contained page (plotly.js inlined): it works offline."},
-        **_problems(401, 403, 422, 503),
+        **problem_responses(401, 403, 422, 503),
     },
     tags=["reports"],
 )
@@ -557,27 +443,6 @@ async def _check(probe: Callable[[], Awaitable[Any]]) -> str:
     except Exception as err:  # readiness reports any failure; it never raises
         return f"unreachable: {type(err).__name__}"
     return "ok"
-
-
-def _parse_json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as err:
-        problem = Problem(title="Malformed JSON", status=400, detail=f"the body is not JSON: {err}")
-        raise ProblemError(problem) from None
-
-
-def _parse(model: type[M], body: bytes, title: str) -> M:
-    try:
-        return model.model_validate(_parse_json(body))
-    except ValidationError as err:
-        raise ProblemError(invalid(err.errors(), title)) from None
-
-
-def unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        Problem(title="Unauthorized", status=401, detail=detail), {"WWW-Authenticate": "Bearer"}
-    )
 
 
 def _answer(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:

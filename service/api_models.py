@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from service.problems import Problem
 
@@ -73,3 +73,17 @@ class BatchResult(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class OperatorAction(BaseModel):
+    """An operator action's body: why, for the journey's timeline (not the audit, which
+    keeps no free text). The key's source is recorded as who asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=200)
+
+
+class LadderStart(OperatorAction):
+    # A registered ladder's cause: silence, return, complaint, delivery_late, dormant.
+    cause: str = Field(min_length=1, max_length=32)

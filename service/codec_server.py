@@ -25,7 +25,8 @@ from activities.store import Store
 from runtime.codec import EncryptionCodec, PayloadDecryptionError, data_converter
 from runtime.credentials import Scope, Source, source_for_key
 from runtime.settings import Settings
-from service.api import bearer, on_problem, unauthorized
+from service.api import on_problem
+from service.dependencies import bearer, unauthorized
 from service.middleware import RequestLog
 from service.problems import Problem, ProblemError
 from service.serving import listening, served

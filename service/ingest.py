@@ -6,6 +6,11 @@ makes a resend a duplicate that touches nothing. The receipt comes second on pur
 lock is held across the call to Temporal, and the two windows this leaves (a crash
 between signal and receipt, two resends racing) only deliver an event twice, which the
 journey's own dedupe absorbs; nothing is ever acknowledged that was not delivered.
+
+An erased customer's tombstone refuses their events before any signal, and, for an event
+that raced the erasure, the receipt: it is written only where no tombstone stands, under
+the customer's lock (``Store.guard_customers``), so nothing of theirs lands after the
+erasure's pass. A source that says the customer came back lifts the tombstone.
 """
 
 from __future__ import annotations
@@ -17,14 +22,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import tuple_
+from sqlalchemy import delete, tuple_
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.journeys import JourneyClosedError
-from activities.store import IngestReceipt, Store, utcnow
+from activities.store import (
+    DataKey,
+    ErasedCustomer,
+    IngestReceipt,
+    Store,
+    customer_digest,
+    utcnow,
+)
 from runtime.telemetry import tracer
 from runtime.temporal import send_event
 from workflows.config import JourneyConfig
@@ -77,12 +90,15 @@ class Ingest:
         task_queue: str,
         config: JourneyConfig,
         temporal_timeout: timedelta,
+        key_cache_ttl: timedelta,
     ) -> None:
         self._client = client
         self._store = store
         self._task_queue = task_queue
         self._config = config
         self._timeout = temporal_timeout
+        # How long another process may still hold an erased customer's data key.
+        self._key_cache_ttl = key_cache_ttl
         self._in_flight = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
 
     async def deliver(
@@ -93,7 +109,7 @@ class Ingest:
         journeys have ended (erased) came back; they start anew."""
         keys = [key_of(event) for event in events]
         try:
-            known = await self._receipts(set(keys))
+            known, erased = await self._receipts(set(keys))
         except (SQLAlchemyError, OSError) as err:
             log.error("ingest.store_unavailable", error=str(err))
             return [Unavailable("the event store is unreachable")] * len(events)
@@ -107,11 +123,26 @@ class Ingest:
                 _check_resend(events[index], digest(events[first[key]]))
             else:
                 first[key] = index
+        signalled: dict[int, Outcome] = {}
+        waiting: set[str] = set()
+        if customer_returned and erased:
+            # Lifted before the signal: the new journey's data key is theirs, not shared.
+            try:
+                waiting = await self._lift(erased)
+            except (SQLAlchemyError, OSError) as err:
+                log.error("ingest.store_unavailable", error=str(err))
+                return [Unavailable("the event store is unreachable")] * len(events)
+            erased = set()
         # Customers in parallel, each customer's events in the order they were sent.
         by_customer: dict[str, list[int]] = {}
         for index in first.values():
-            by_customer.setdefault(events[index].customer_id, []).append(index)
-        signalled: dict[int, Outcome] = {}
+            customer = events[index].customer_id
+            if customer in erased:
+                signalled[index] = _ERASED
+            elif customer in waiting:
+                signalled[index] = _FORGETTING
+            else:
+                by_customer.setdefault(customer, []).append(index)
         await asyncio.gather(
             *(
                 self._signal_in_order(events, indexes, signalled, customer_returned)
@@ -120,14 +151,19 @@ class Ingest:
         )
         delivered = [i for i, outcome in signalled.items() if isinstance(outcome, Delivered)]
         try:
-            raced = await self._record([events[i] for i in delivered])
+            raced, erased = await self._record([events[i] for i in delivered])
         except (SQLAlchemyError, OSError) as err:
             # Delivered but not receipted: ask for a resend, which the journey absorbs.
             log.error("ingest.receipt_failed", error=str(err))
             signalled |= dict.fromkeys(delivered, Unavailable("the event store is unreachable"))
         else:
-            # Another request receipted it first: this was a resend racing the original.
-            signalled |= {i: Delivered(duplicate=True) for i in delivered if keys[i] in raced}
+            for i in delivered:
+                if events[i].customer_id in erased:
+                    # Signalled while the journey erased the customer, which drops it.
+                    signalled[i] = _ERASED
+                elif keys[i] in raced:
+                    # Another request receipted it first: a resend racing the original.
+                    signalled[i] = Delivered(duplicate=True)
 
         outcomes: list[Outcome] = []
         for index, key in enumerate(keys):
@@ -181,40 +217,112 @@ class Ingest:
                     return Unavailable("Temporal is unreachable")
         return Delivered(duplicate=False)
 
-    async def _receipts(self, keys: set[Key]) -> dict[Key, str]:
+    async def was_erased(self, customer_id: str) -> bool:
+        async with self._store.reading() as session:
+            return bool(await _erased(await session.connection(), {customer_id}))
+
+    async def _receipts(self, keys: set[Key]) -> tuple[dict[Key, str], set[str]]:
+        """The receipts of these events (their digests), and which of their customers
+        were erased."""
         async with self._store.reading() as session:
             rows = await session.exec(
                 select(
                     IngestReceipt.customer_id, IngestReceipt.event_id, IngestReceipt.digest
                 ).where(tuple_(IngestReceipt.customer_id, IngestReceipt.event_id).in_(list(keys)))
             )
-            return {(customer, event): found for customer, event, found in rows.all()}
+            known = {(customer, event): found for customer, event, found in rows.all()}
+            connection = await session.connection()
+            erased = await _erased(connection, {customer for customer, _ in keys})
+        return known, erased
 
-    async def _record(self, events: list[CustomerEvent]) -> set[Key]:
-        """Write receipts; returns the keys another request had receipted first."""
-        if not events:
-            return set()
-        now = utcnow()
-        rows = [
-            {
-                "customer_id": event.customer_id,
-                "event_id": event.event_id,
-                "source": event.source or "",
-                "digest": digest(event),
-                "received_at": now,
-            }
-            for event in events
-        ]
-        statement = (
-            self._store.insert(IngestReceipt)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(col(IngestReceipt.customer_id), col(IngestReceipt.event_id))
-        )
+    async def _lift(self, customers: set[str]) -> set[str]:
+        """The erased customers came back: their tombstones go, but for those whose data
+        keys a process may still hold (not yet shredded, or less than the keys' cache time
+        ago), who must wait: a journey started for them now could be encrypted under a key
+        about to be gone, and never run. Returns those."""
+        by_digest = {customer_digest(customer): customer for customer in customers}
         async with self._store.transaction() as session:
             connection = await session.connection()
-            inserted = {(c, e) for c, e in (await connection.execute(statement)).all()}
-        return {key_of(event) for event in events} - inserted
+            tombstones = await connection.execute(
+                select(ErasedCustomer.customer_digest, ErasedCustomer.shredded_at).where(
+                    col(ErasedCustomer.customer_digest).in_(list(by_digest))
+                )
+            )
+            keyed = await connection.execute(
+                select(DataKey.customer_id).where(col(DataKey.customer_id).in_(list(customers)))
+            )
+            unshredded = set(keyed.scalars())
+            now = utcnow()
+            waiting = {
+                by_digest[found]
+                for found, shredded_at in tombstones.all()
+                if by_digest[found] in unshredded
+                or (shredded_at is not None and shredded_at + self._key_cache_ttl > now)
+            }
+            lifted = [found for found, customer in by_digest.items() if customer not in waiting]
+            await connection.execute(
+                delete(ErasedCustomer).where(col(ErasedCustomer.customer_digest).in_(lifted))
+            )
+        return waiting
+
+    async def _record(self, events: list[CustomerEvent]) -> tuple[set[Key], set[str]]:
+        """Write receipts, none for an erased customer (an event that raced the erasure).
+        Returns the keys another request had receipted first, and the customers found
+        erased."""
+        if not events:
+            return set(), set()
+        customers = {event.customer_id for event in events}
+        async with self._store.transaction() as session:
+            connection = await session.connection()
+            await self._store.guard_customers(
+                connection, map(customer_digest, customers), exclusive=False
+            )
+            erased = await _erased(connection, customers)
+            now = utcnow()
+            rows = [
+                {
+                    "customer_id": event.customer_id,
+                    "event_id": event.event_id,
+                    "source": event.source or "",
+                    "digest": digest(event),
+                    "received_at": now,
+                }
+                for event in events
+                if event.customer_id not in erased
+            ]
+            inserted: set[Key] = set()
+            if rows:
+                statement = (
+                    self._store.insert(IngestReceipt)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(col(IngestReceipt.customer_id), col(IngestReceipt.event_id))
+                )
+                inserted = {(c, e) for c, e in (await connection.execute(statement)).all()}
+        raced = {key_of(event) for event in events if event.customer_id not in erased} - inserted
+        return raced, erased
+
+
+_ERASED = Conflict(
+    "the customer was erased; send with customer_returned=true if they came back as a new customer"
+)
+
+
+_FORGETTING = Unavailable(
+    "the customer was erased moments ago and their keys are still being forgotten; "
+    "retry in a minute"
+)
+
+
+async def _erased(connection: AsyncConnection, customers: set[str]) -> set[str]:
+    """Which of these customers were erased (their tombstones)."""
+    by_digest = {customer_digest(customer): customer for customer in customers}
+    found = await connection.execute(
+        select(ErasedCustomer.customer_digest).where(
+            col(ErasedCustomer.customer_digest).in_(list(by_digest))
+        )
+    )
+    return {by_digest[tombstone] for tombstone in found.scalars()}
 
 
 def _check_resend(event: CustomerEvent, original_digest: str) -> None:

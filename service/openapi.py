@@ -16,11 +16,11 @@ from service.api_models import ITEMS_MARKER
 REF = "#/components/schemas/{model}"
 
 
-def document_body(schema: str, signed: bool = False) -> dict[str, Any]:
+def document_body(schema: str, signed: bool = False, required: bool = True) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is the component ``schema``."""
     extra: dict[str, Any] = {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=schema)}}},
         }
     }

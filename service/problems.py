@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from workflows.events import located_errors, summarize
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class FieldError(BaseModel):
@@ -53,3 +56,20 @@ def invalid(
         detail=summarize(located),
         errors=[FieldError(field=field, reason=reason) for field, reason in located],
     )
+
+
+def parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:
+        problem = Problem(title="Malformed JSON", status=400, detail=f"the body is not JSON: {err}")
+        raise ProblemError(problem) from None
+
+
+def parse_body(model: type[M], body: bytes, title: str) -> M:
+    """A request body, parsed by hand (after the caller is known): 400 for what is not
+    JSON, 422 naming each field at fault."""
+    try:
+        return model.model_validate(parse_json(body))
+    except ValidationError as err:
+        raise ProblemError(invalid(err.errors(), title)) from None

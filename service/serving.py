@@ -18,7 +18,8 @@ from activities.store import Store
 from runtime.credentials import LEGACY_SCOPES, Source
 from runtime.settings import Settings
 from runtime.temporal import connect
-from service.api import Services, create_app
+from service.api import create_app
+from service.dependencies import Services
 from service.ingest import Ingest
 
 log = structlog.get_logger(__name__)
@@ -87,6 +88,7 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
             settings.task_queue,
             settings.journey,
             ingest_settings.temporal_timeout,
+            settings.encryption.key_cache_ttl,
         )
         app = create_app(Services(ingest_settings, client, store, ingest))
         async with served(app, sock, "the ingest API") as url:

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.audit import trail as audit_trail
 from activities.data_keys import new_master_key
 from activities.store import Store
 from runtime.credentials import Scope, hash_key, new_key
@@ -41,7 +42,13 @@ from service.serving import running_api
 from starter.campaigns import CalendarError, campaign_schedules, load_calendar, sync
 from starter.client import ApiError, EquatorClient, api_key, event_body, local_key_path
 from starter.demo import demo_campaigns, demo_journey, flash_sale, run_demo
-from starter.devstack import DevServerError, dev_server, with_local_source, with_metrics
+from starter.devstack import (
+    DevServerError,
+    dev_server,
+    with_local_master_key,
+    with_local_source,
+    with_metrics,
+)
 from starter.fit import FitError, ledger_purchases, summaries
 from starter.fit import fit as fit_model
 from starter.history import (
@@ -125,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--since", type=_moment, help="engagements from this time on (RFC 3339, or a date)"
     )
+
+    audit = commands.add_parser(
+        "audit", help="who erased customers and steered journeys, when, and how it came out"
+    )
+    audit.add_argument("--customer", help="only this customer's (erased or not)")
+    audit.add_argument("--since", type=_moment, help="from this time on (RFC 3339, or a date)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per entry")
 
     simulate = commands.add_parser(
         "simulate",
@@ -397,6 +411,26 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Read from the store itself, like the report."""
+    store = Store(settings.database_url)
+    try:
+        entries = await audit_trail(store, args.customer, args.since)
+    finally:
+        await store.close()
+    for entry in entries:
+        if args.json:
+            print(entry.model_dump_json(exclude={"id", "entry_key"}))
+        else:
+            print(
+                f"{entry.at:%Y-%m-%dT%H:%M:%SZ}  {entry.action:<22} {entry.outcome:<9} "
+                f"{entry.actor} via {entry.via}  {entry.request_id}  {entry.detail}"
+            )
+    if not entries and not args.json:
+        print("nothing audited" + (" for that customer" if args.customer else ""))
+    return 0
+
+
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     """The journeys as configured (``EQUATOR_JOURNEY__*``), on a store of their own."""
     # A line per engagement would be thousands of lines, and time: warnings only.
@@ -606,6 +640,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_show(settings, args.customer_id, args.json))
             case "report":
                 return asyncio.run(_report(settings, args))
+            case "audit":
+                return asyncio.run(_audit(settings, args))
             case "simulate":
                 return asyncio.run(_simulate(settings, args))
             case "fit":
@@ -667,6 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging()
     configure_tracing(settings.telemetry)
+    if args.command in (*_SERVICES, "codec-server"):  # the commands that send or read payloads
+        settings = with_local_master_key(settings, create=args.command == "run")
     code = _command(args, settings)
     if args.command in _SERVICES:
         # Exit without interpreter teardown: the SDK's Rust threads can abort a

@@ -5,6 +5,7 @@ simulations and scenario tests run months in seconds."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 import shutil
@@ -20,15 +21,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
+from activities.data_keys import new_master_key
 from runtime.codec import data_converter
 from runtime.credentials import Scope, Source, hash_key, new_key
-from runtime.settings import Settings
+from runtime.settings import EncryptionSettings, Settings
 from runtime.temporal import connect, register_search_attributes
 from starter.client import local_key_path
 from workflows import search
 
 LOCAL_SOURCE = "local"
 WEBHOOK_SECRET_FILE = "webhook-secret"
+MASTER_KEY_FILE = "master-key"
+LOCAL_MASTER_KEY = "local"
 LOCAL_METRICS = "127.0.0.1:9464"
 
 
@@ -97,6 +101,21 @@ def with_metrics(settings: Settings) -> Settings:
         return settings
     telemetry = settings.telemetry.model_copy(update={"metrics_address": LOCAL_METRICS})
     return settings.model_copy(update={"telemetry": telemetry})
+
+
+def with_local_master_key(settings: Settings, create: bool) -> Settings:
+    """With no master keys configured, the embedded stack encrypts its journeys under a
+    master key it keeps (owner-only) in the data directory, as production should run:
+    `equator run` creates it, and every command run beside it (an operator action, a
+    campaign sync) uses it, as they use the local API key."""
+    path = settings.data_dir / MASTER_KEY_FILE
+    if settings.encryption.enabled or not (create or path.exists()):
+        return settings
+    key = _kept_secret(path, lambda: base64.b64encode(new_master_key()).decode())
+    encryption = EncryptionSettings(
+        master_keys={LOCAL_MASTER_KEY: SecretStr(key)}, active_master_key=LOCAL_MASTER_KEY
+    )
+    return settings.model_copy(update={"encryption": encryption})
 
 
 def _kept_secret(path: Path, make: Callable[[], str]) -> str:

@@ -28,6 +28,7 @@ WEBHOOK_SECRET = "whsec-test"
 # scopes (and so keeps what every key could do before them).
 TILL_KEY = "eqk_test-till"  # events:write
 REPORTING_KEY = "eqk_test-reporting"  # reports:read
+OPS_KEY = "eqk_test-ops"  # operate
 
 
 def raw_event(customer_id: str, type: str = "purchase", **overrides: Any) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def settings_for(temporal_address: str, database_url: str, key: str, **ingest: A
         Source(
             name="reporting", key_hashes=(hash_key(REPORTING_KEY),), scopes={Scope.REPORTS_READ}
         ),
+        Source(name="ops", key_hashes=(hash_key(OPS_KEY),), scopes={Scope.OPERATE}),
     )
     return Settings(
         temporal_address=temporal_address,

@@ -82,6 +82,7 @@ def embedded_stack(data: Path) -> dict[str, str]:
         "EQUATOR_UI_PORT": str(free_port()),
         "EQUATOR_INGEST__PORT": str(free_port()),
         "EQUATOR_TELEMETRY__METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EQUATOR_CODEC_SERVER__PORT": str(free_port()),
     }
 
 

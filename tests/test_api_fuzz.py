@@ -1,4 +1,5 @@
-"""Schema-driven fuzzing of the ingest API: no request, however malformed, gets a 5xx.
+"""Schema-driven fuzzing of the ingest API: no request, however malformed, gets a 5xx,
+and no keyed route answers a key without its scope.
 
 Schemathesis generates requests from the served OpenAPI document (valid and invalid
 ones) and sends them over real HTTP to a real `equator run --no-demo` (dev server,
@@ -8,6 +9,7 @@ worker, API). The example budget is small for CI; raise it with
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
+from runtime.credentials import Scope, hash_key, new_key
 from tests.servers import embedded_stack
 
 PER_ITEM = {"/v1/events:batch", "/v1/webhooks/{source}/email"}
@@ -34,13 +37,26 @@ EXAMPLES = int(os.environ.get("EQUATOR_FUZZ_EXAMPLES", "150"))
 @dataclass(frozen=True)
 class Stack:
     url: str
+    # A key with every scope.
     key: str
+    # For each scope, a key with every scope but that one.
+    lacking: dict[Scope, str]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("fuzz")
-    environment = embedded_stack(data)
+    key = new_key()
+    lacking = {scope: new_key() for scope in Scope}
+    sources = [{"name": "admin", "key_hashes": [hash_key(key)], "scopes": list(Scope)}] + [
+        {
+            "name": f"without-{scope.value.replace(':', '-')}",
+            "key_hashes": [hash_key(lacking[scope])],
+            "scopes": [other for other in Scope if other != scope],
+        }
+        for scope in Scope
+    ]
+    environment = embedded_stack(data) | {"EQUATOR_INGEST__SOURCES": json.dumps(sources)}
     api_port = environment["EQUATOR_INGEST__PORT"]
     log = (data / "equator.log").open("wb")
     process = subprocess.Popen(
@@ -52,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     url = f"http://127.0.0.1:{api_port}"
     try:
         _wait_until_ready(url, process, data / "equator.log")
-        yield Stack(url=url, key=(data / "api-key").read_text().strip())
+        yield Stack(url=url, key=key, lacking=lacking)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -102,3 +118,43 @@ def test_no_request_gets_a_server_error(stack: Stack, mode: GenerationMode) -> N
         case.call_and_validate(headers=headers, excluded_checks=excluded)
 
     fuzz()
+
+
+def test_no_route_answers_a_key_without_its_scope(stack: Stack) -> None:
+    """Every keyed operation, with valid requests: a key holding every scope but the
+    route's gets 403 naming that scope, and no key at all gets 401."""
+    paths = httpx.get(f"{stack.url}/openapi.json").json()["paths"]
+    # No /v1 route goes without a key, but the signed webhooks.
+    unkeyed = [
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if path.startswith("/v1/") and not operation.get("security")
+    ]
+    assert unkeyed == ["POST /v1/webhooks/{source}/email"]
+    scoped = [
+        (path, method, scope)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        for requirement in operation.get("security", [])
+        for scope in requirement["HTTPBearer"]
+    ]
+    assert len(scoped) >= 11
+    schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
+    for path, method, scope in scoped:
+        lacking = {"Authorization": f"Bearer {stack.lacking[Scope(scope)]}"}
+
+        @given(case=schema[path][method].as_strategy(generation_mode=GenerationMode.POSITIVE))
+        @settings(
+            max_examples=max(10, EXAMPLES // len(scoped)),
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: schemathesis.Case[Any]) -> None:
+            refused = case.call(headers=lacking)  # noqa: B023 (called in this iteration)
+            assert refused.status_code == 403, (case.operation.label, refused.text)
+            assert scope in refused.json()["detail"]  # noqa: B023
+            assert case.call(headers={"Authorization": ""}).status_code == 401
+
+        fuzz()

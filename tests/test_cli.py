@@ -6,16 +6,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities import audit
+from activities.store import Store
 from runtime.credentials import Scope, Source, hash_key, source_for_key
 from runtime.worker import running_worker
 from tests.ingest import Ingest, ingest_api, settings_for
 from tests.servers import equator as run_equator
 from tests.servers import free_port
+from workflows.contracts import AuditRecord, Via
 from workflows.journey import journey_id
 
 
@@ -127,3 +131,37 @@ async def test_a_bad_setting_is_named_as_it_was_set() -> None:
     assert code == 2
     assert err.startswith("equator: EQUATOR_INGEST__PORT: Input should be a valid integer")
     assert "Traceback" not in err
+
+
+async def test_the_audit_is_printed_for_a_customer_erased_or_not(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"
+    store = Store(database_url)
+    await store.migrate()
+    at = datetime(2026, 11, 30, 9, 15, tzinfo=UTC)
+    entry = AuditRecord(
+        entry_key="erase-1:erased",
+        at=at,
+        actor="pos",
+        via=Via.API,
+        action="customer.erase",
+        customer_id="gone-gwen",
+        request_id="erase-1",
+        outcome="erased",
+        detail="12 rows deleted, 1 engagements anonymized",
+    )
+    other = entry.model_copy(update={"entry_key": "erase-2:erased", "customer_id": "stays-sam"})
+    await audit.record(store, [entry, other])
+    await store.close()
+
+    environment = {"EQUATOR_DATABASE_URL": database_url}
+    code, out, _ = await run_equator("audit", "--customer", "gone-gwen", environment=environment)
+    assert code == 0
+    assert out.splitlines() == [
+        "2026-11-30T09:15:00Z  customer.erase         erased    pos via api  erase-1  "
+        "12 rows deleted, 1 engagements anonymized"
+    ]
+    code, out, _ = await run_equator("audit", "--json", environment=environment)
+    assert code == 0
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert [line["request_id"] for line in printed] == ["erase-1", "erase-1"]
+    assert "gone-gwen" not in out  # by digest only

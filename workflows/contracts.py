@@ -28,6 +28,7 @@ CHOOSE_OFFER = "choose_offer"
 AUDIENCE_PAGE = "audience_page"
 SIGNAL_AUDIENCE = "signal_audience"
 CAMPAIGN_RESULTS = "campaign_results"
+RECORD_AUDIT = "record_audit"
 
 
 class RecordEventsRequest(BaseModel):
@@ -89,16 +90,48 @@ class EngagementResult(BaseModel):
     newly_sent: bool
 
 
+class Via(StrEnum):
+    """How a request reached a journey, for the audit."""
+
+    API = "api"
+    # The CLI, the Temporal UI, any Temporal client.
+    TEMPORAL = "temporal"
+
+
 class ErasureRequest(BaseModel):
     """The ``erase`` signal's payload."""
 
     request_id: str = Field(min_length=1, max_length=128)
+    # Who asked (the API key's source), for the audit; empty when sent before it was kept.
+    by: str = Field(default="", max_length=64)
+    via: Via = Via.TEMPORAL
 
 
 class EraseRequest(BaseModel):
     customer_id: str
-    # Who asked, for the record kept of the erasure (no personal data in it).
     request_id: str
+    by: str = ""
+    via: Via = Via.TEMPORAL
+
+
+class AuditRecord(BaseModel):
+    """One entry of the audit (``activities/audit.py``): who did what to a customer or
+    their journey, when, and how it came out. The store names the customer by digest."""
+
+    # Makes a retried filing a no-op.
+    entry_key: str
+    at: datetime
+    actor: str
+    via: Via
+    action: str
+    customer_id: str
+    request_id: str
+    outcome: str
+    detail: str = ""
+
+
+class RecordAuditRequest(BaseModel):
+    entries: list[AuditRecord]
 
 
 class EraseResult(BaseModel):

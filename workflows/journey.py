@@ -34,11 +34,13 @@ with workflow.unsafe.imports_passed_through():
         CHOOSE_OFFER,
         ERASE_CUSTOMER,
         RECORD_ATTRIBUTIONS,
+        RECORD_AUDIT,
         RECORD_EVENTS,
         RECORD_HOLDOUTS,
         RECORD_OUTCOMES,
         SEND_ENGAGEMENT,
         Attribution,
+        AuditRecord,
         EngagementRequest,
         EngagementResult,
         EraseRequest,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         OfferChoiceRequest,
         Outcome,
         RecordAttributionsRequest,
+        RecordAuditRequest,
         RecordEventsRequest,
         RecordEventsResult,
         RecordHoldoutsRequest,
@@ -109,7 +112,9 @@ class CustomerJourney:
         # The programmes this journey runs with; set as run() starts (patches decide).
         self._programmes = engine.Programmes.of(PROGRAMMES, lambda patch: False)
         # Set by an erase request: the journey erases the customer's data and ends.
-        self._erasure: str | None = None
+        self._erasure: ErasureRequest | None = None
+        # Operator actions applied, for the main loop to file in the audit.
+        self._audit_due: list[AuditRecord] = []
         # Set by an operator's update: the main loop looks again.
         self._steered = False
         # While an engagement is in flight, the ladder is not to be moved under it.
@@ -131,6 +136,8 @@ class CustomerJourney:
         engine.begin(self._journey(), self._programmes)
         while True:
             await self._wait_for_work()
+            if self._audit_due:
+                await self._file_audit()
             if self._erasure is not None:
                 await self._erase(self._erasure)
                 return
@@ -145,6 +152,9 @@ class CustomerJourney:
             self._index()
             if self._continue_as_new_due():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                # Nothing waits between the last filing and the new run: no action is lost.
+                while self._audit_due:
+                    await self._file_audit()
                 workflow.continue_as_new(
                     JourneyInput(
                         customer_id=self._state.customer_id,
@@ -200,7 +210,7 @@ class CustomerJourney:
         except Exception as err:  # a bad request is refused, never raised
             engine.reject(self._journey(), f"invalid erase: {err}")
             return
-        self._erasure = self._erasure or request.request_id
+        self._erasure = self._erasure or request
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
@@ -237,6 +247,7 @@ class CustomerJourney:
         journey = self._journey()
         operator.start(journey, request)
         self._told(journey)
+        self._audited(request, f"cause {request.cause}")
         self._steered = True
         return self._view()
 
@@ -262,8 +273,27 @@ class CustomerJourney:
         self, action: Callable[[Journey, OperatorRequest], None], request: OperatorRequest
     ) -> JourneyView:
         action(self._journey(), request)
+        self._audited(request)
         self._steered = True
         return self._view()
+
+    def _audited(self, request: OperatorRequest, detail: str = "") -> None:
+        """An operator action applied, whoever sent it: an entry for the audit."""
+        update = workflow.current_update_info()
+        if update is None:  # only ever called by an update's handler
+            return
+        entry = AuditRecord(
+            entry_key=f"{update.id}:applied",
+            at=workflow.now(),
+            actor=request.by,
+            via=request.via,
+            action=f"journey.{update.name}",
+            customer_id=self._state.customer_id,
+            request_id=update.id,
+            outcome="applied",
+            detail=detail,
+        )
+        self._audit_due.append(entry)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> JourneyView:
@@ -600,6 +630,14 @@ class CustomerJourney:
         request = RecordAttributionsRequest(attributions=credited)
         await self._file(RECORD_ATTRIBUTIONS, request, f"credit {summary}")
 
+    async def _file_audit(self) -> None:
+        """File the operator actions applied (a history from before the audit replays
+        without the filing)."""
+        due, self._audit_due = self._audit_due, []
+        if workflow.patched(Patch.OPERATOR_AUDIT):
+            summary = ", ".join(f"{entry.action} by {entry.actor}" for entry in due)
+            await self._file(RECORD_AUDIT, RecordAuditRequest(entries=due), f"audit: {summary}")
+
     async def _file(self, activity: str, request: BaseModel, summary: str) -> None:
         """A write to the single customer view, retried until the store takes it."""
         await self._write_activity()(
@@ -624,11 +662,12 @@ class CustomerJourney:
         info = workflow.info()
         return f"{info.workflow_id}/{info.first_execution_run_id}/{engagement}"
 
-    async def _erase(self, request_id: str) -> None:
+    async def _erase(self, request: ErasureRequest) -> None:
         """Delete the customer's data from the store (retried until it succeeds), then
         forget it here too: queued events are dropped and the state is blanked. Events
         that arrive during a pass are dropped too; another pass removes what the ingest
         recorded of them."""
+        request_id = request.request_id
         passes = 0
         while passes == 0 or self._inbox:
             self._inbox.clear()
@@ -636,7 +675,12 @@ class CustomerJourney:
             passes += 1
             await workflow.execute_activity(
                 ERASE_CUSTOMER,
-                EraseRequest(customer_id=self._state.customer_id, request_id=request_id),
+                EraseRequest(
+                    customer_id=self._state.customer_id,
+                    request_id=request_id,
+                    by=request.by,
+                    via=request.via,
+                ),
                 result_type=EraseResult,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=LEDGER_RETRY,

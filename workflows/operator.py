@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from workflows.contracts import Via
 from workflows.programme import Journey
 from workflows.programmes.remediation import LadderRun, RemediationState
 from workflows.registry import REMEDIATION
@@ -15,9 +16,11 @@ from workflows.state import JourneyState, LinePosition
 
 
 class OperatorRequest(BaseModel):
-    # Who asked, for the timeline: an operator's name or handle.
+    # Who asked, for the timeline and the audit: an operator's name or handle (over the
+    # API, the source of the key).
     by: str = Field(min_length=1, max_length=64)
     reason: str = Field(default="", max_length=200)
+    via: Via = Via.TEMPORAL
 
 
 class StartLadderRequest(OperatorRequest):

@@ -22,6 +22,7 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``campaigns`` | 0.1 | the ``campaign`` signal | 1 now |
 | ``release-0.2`` | 0.2 | everything 0.2 changed (below) | 0.3 |
 | ``erasure-unindexed`` | after 0.2 | erased: search attributes unset but ``CustomerId`` | 0.4 |
+| ``operator-audit`` | after 0.2 | operator actions applied are filed in the audit | 0.4 |
 
 A run that began on 0.2 has every patch before it: the journey asks ``release-0.2``
 first and, when the run has it, asks nothing older (``has_patch``). One marker and one
@@ -55,6 +56,7 @@ class Patch(StrEnum):
     # Newer than the release, so asked by itself (``workflow.patched``, not ``has_patch``):
     # a 0.2 journey erased before it replays without the upsert.
     ERASURE_UNINDEXED = "erasure-unindexed"
+    OPERATOR_AUDIT = "operator-audit"
 
 
 # The release every older patch is part of (see ``has_patch``).

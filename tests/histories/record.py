@@ -6,7 +6,8 @@ Plays a scenario that touches every path of the journey (events, a bad event, a
 duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, a campaign sent
 twice and converted; since 0.2 the welcome, milestones, a cross-sell, an unopened email
 raised by the journey, a bounce and a new address, a failed payment's ladder, pivot
-care, a lapse and its winback answered by feedback; an erasure) on the
+care, a lapse and its winback answered by feedback; since the audit, an operator's
+pause and resume; an erasure) on the
 time-skipping server and writes its history to ``tests/histories/NAME.json``.
 Committed histories must keep replaying: that is what says a change to workflow code
 is safe for running journeys, or needs ``workflow.patched``.
@@ -22,12 +23,15 @@ from typing import Any
 
 from temporalio.client import WorkflowHistory
 
-from runtime.temporal import request_erasure
+from runtime.temporal import request_erasure, steer
 from testkit import scenario, time_skipping_server
 from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days, event, now, sleep_until
 from workflows.calendar import Campaign
 from workflows.cohorts import CohortRules
 from workflows.config import JourneyConfig
+from workflows.contracts import Via
+from workflows.journey import CustomerJourney
+from workflows.operator import OperatorRequest
 
 HERE = Path(__file__).parent
 
@@ -79,8 +83,14 @@ async def play() -> WorkflowHistory:
             # Silent for 40 days: lapsed, the winback asks why, and she answers.
             await sleep_until(env, start + days(126))
             await world.send(event("golden", "feedback", await now(env), "f1", rating=4))
+            await sleep_until(env, start + days(127))
+            ops = OperatorRequest(by="ops", reason="a call")
+            await steer(env.client, "golden", CustomerJourney.pause, ops, update_id="pause-golden")
+            await steer(
+                env.client, "golden", CustomerJourney.resume, ops, update_id="resume-golden"
+            )
             await sleep_until(env, start + days(130))
-            await request_erasure(env.client, "golden", "erase-golden")
+            await request_erasure(env.client, "golden", "erase-golden", "ops", Via.API)
             await handle.result()
             return await handle.fetch_history()
 
