@@ -10,6 +10,8 @@ from temporalio import activity
 from activities import audit
 from activities.data_keys import erasing
 from activities.store import (
+    AnonymousEvent,
+    AnonymousIdentity,
     CampaignContactRecord,
     Customer,
     Engagement,
@@ -38,7 +40,8 @@ class ErasureActivities:
     @activity.defn(name=ERASE_CUSTOMER)
     async def erase_customer(self, request: EraseRequest) -> EraseResult:
         """In one transaction: the profile, the events, the receipts, the messages, the
-        offers held, the campaign contacts and the purchases credited to engagements go;
+        offers held, the campaign contacts, the anonymous visits tied to the customer and
+        their held events, and the purchases credited to engagements go;
         engagements stay as anonymous spend
         (cause, step, channel, cost, time), with the customer id and the key that named
         them replaced; the customer's data keys are marked with this journey run, to be
@@ -61,8 +64,14 @@ class ErasureActivities:
             await connection.execute(
                 self._store.insert(ErasedCustomer).values(tombstone).on_conflict_do_nothing()
             )
-            deleted = 0
+            # Their anonymous visits' held events go with the links that name them.
+            visits = select(AnonymousIdentity.anonymous_id).where(
+                col(AnonymousIdentity.customer_id) == who
+            )
+            held = delete(AnonymousEvent).where(col(AnonymousEvent.anonymous_id).in_(visits))
+            deleted = (await connection.execute(held)).rowcount
             for table in (
+                AnonymousIdentity,
                 Customer,
                 LedgerEvent,
                 IngestReceipt,

@@ -146,6 +146,8 @@ class IngestReceipt(SQLModel, table=True):
     The digest of the event as received tells an exact resend from a reused id."""
 
     __tablename__ = "ingest_receipt"
+    # Who an event id belongs to, without the customer (a refund names only its order).
+    __table_args__ = (Index("ix_ingest_receipt_event_id", "event_id"),)
 
     customer_id: str = Field(primary_key=True, max_length=128)
     event_id: str = Field(primary_key=True, max_length=128)
@@ -342,6 +344,33 @@ class AuditEntry(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     # The system's words, never an operator's free text (which may name the customer).
     detail: str = Field(default="", max_length=256)
+
+
+class AnonymousIdentity(SQLModel, table=True):
+    """An anonymous visitor (the tracking spec's ``anonymousId``) known to be a customer,
+    once an ``identify`` or an ``alias`` said so: their later events go to the customer."""
+
+    __tablename__ = "anonymous_identity"
+
+    anonymous_id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(index=True, max_length=128)
+    source: str = Field(max_length=64)
+    linked_at: datetime = _time()
+
+
+class AnonymousEvent(SQLModel, table=True):
+    """A tracked message of a visitor not yet known as a customer, held until one is
+    (then it goes to their journey) or until it expires."""
+
+    __tablename__ = "anonymous_event"
+
+    anonymous_id: str = Field(primary_key=True, max_length=128)
+    message_id: str = Field(primary_key=True, max_length=128)
+    source: str = Field(max_length=64)
+    # The message as received, and when it happened (the spec's time, corrected).
+    message: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    occurred_at: datetime = _time()
+    held_at: datetime = _time(index=True)
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

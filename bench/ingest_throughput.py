@@ -1,4 +1,5 @@
-"""Ingest API throughput: requests per second over real HTTP, single events and batches.
+"""Ingest API throughput: requests per second over real HTTP, single events and batches,
+the tracking spec's batches beside the native ones (the same purchases, in the same run).
 
     .venv/bin/python -m bench.ingest_throughput [--events 2000] [--customers 400]
         [--concurrency 32] [--batch-sizes 100,500] [--database-url postgresql+asyncpg://…]
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,12 +37,27 @@ def event(run: str, n: int, customers: int) -> dict[str, Any]:
     return event_body(customer, "purchase", purchase, event_id=f"{run}-{n}")
 
 
-async def timed(label: str, events: int, requests: list[Coroutine[Any, Any, None]]) -> None:
+def track(run: str, n: int, customers: int) -> dict[str, Any]:
+    """The same purchase as the tracking spec says it: an Order Completed."""
+    customer = f"bench-{run}-{n}" if customers == 0 else f"bench-{n % customers}"
+    return {
+        "type": "track",
+        "messageId": f"{run}-{n}",
+        "userId": customer,
+        "event": "Order Completed",
+        "properties": {"revenue": 19.99, "products": [{"category": "shoes", "price": 19.99}]},
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+async def timed(label: str, events: int, requests: list[Coroutine[Any, Any, None]]) -> float:
+    """Runs the requests; prints and returns events per second."""
     started = time.perf_counter()
     await asyncio.gather(*requests)
     took = time.perf_counter() - started
     rate = len(requests) / took
-    print(f"{label:<32} {rate:7.1f} req/s {events / took:7.0f} events/s ({took:.1f}s)")
+    print(f"{label:<44} {rate:7.1f} req/s {events / took:7.0f} events/s ({took:.1f}s)")
+    return events / took
 
 
 async def bench(
@@ -103,11 +120,28 @@ async def drive(
                 }
                 for start in range(0, events, size)
             ]
-            await timed(
+            native = await timed(
                 f"batches of {size} (POST /v1/events:batch)",
                 events,
                 [post("/v1/events:batch", batch) for batch in batches],
             )
+            run = uuid.uuid4().hex[:6]
+            tracked = [
+                {
+                    "batch": [
+                        track(run, n, customers) for n in range(start, min(start + size, events))
+                    ],
+                    "sentAt": datetime.now(UTC).isoformat(),
+                    "writeKey": key,
+                }
+                for start in range(0, events, size)
+            ]
+            spec = await timed(
+                f"tracking spec, batches of {size} (POST /v1/batch)",
+                events,
+                [post("/v1/batch", batch) for batch in tracked],
+            )
+            print(f"{'':<44} tracking spec / native: {spec / native:.2f}")
 
 
 def main() -> None:

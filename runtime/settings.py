@@ -16,6 +16,7 @@ import binascii
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +26,34 @@ from activities.data_keys import CACHE_TTL
 from runtime.credentials import Source
 from runtime.telemetry import TelemetrySettings
 from workflows.config import JourneyConfig
+from workflows.events import EventType
 from workflows.fanout import FanOutPace
+
+
+class EventMapping(BaseModel):
+    """What a source's named event (a ``track`` of the tracking spec) becomes: an Equator
+    event type, its properties read from the spec's as ``service/tracking.py`` says for
+    that type, then ``fixed`` set. Configured as the type alone ("purchase") or whole."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    fixed: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_alone(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+class TrackingSettings(BaseModel):
+    """The tracking spec's endpoints (``/v1/batch``, ``/v1/track``, …)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Event names mapped beyond the spec's own, or instead of them:
+    # EQUATOR_INGEST__TRACKING__EVENTS='{"Purchase Made": "purchase"}'.
+    events: dict[Annotated[str, Field(min_length=1, max_length=200)], EventMapping] = {}
 
 
 class IngestSettings(BaseModel):
@@ -43,6 +71,7 @@ class IngestSettings(BaseModel):
     temporal_timeout: timedelta = timedelta(seconds=5)
     # What a 503 tells the caller to wait before retrying, in seconds.
     retry_after: int = Field(default=5, ge=1)
+    tracking: TrackingSettings = TrackingSettings()
 
 
 class CodecServerSettings(BaseModel):

@@ -31,7 +31,7 @@ from activities.signatures import SIGNATURE_HEADER
 from runtime.credentials import Source
 from runtime.settings import IngestSettings
 from runtime.temporal import journey_view
-from service import actions
+from service import actions, cdp, commerce, tracking
 from service.api_models import (
     Accepted,
     BatchResult,
@@ -93,6 +93,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_exception_handler(HTTPException, _on_http_error)
     app.include_router(router)
     app.include_router(actions.router)
+    app.include_router(cdp.router)
+    app.include_router(commerce.router)
     install_openapi(
         app,
         {
@@ -102,6 +104,8 @@ def create_app(services: Services) -> FastAPI:
             "EmailWebhook": EmailWebhook,
             "OperatorAction": OperatorAction,
             "LadderStart": LadderStart,
+            "TrackingBatch": tracking.Batch,
+            "TrackingMessage": tracking.Message,
         },
     )
     return app

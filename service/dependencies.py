@@ -8,6 +8,7 @@ signed instead (``SignedSource``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -64,17 +65,38 @@ async def api_key_source(
     services: ServicesDep,
 ) -> Source:
     """The caller's source, once its key is known (401) and holds the route's scopes (403)."""
-    source = credentials and source_for_key(services.settings.sources, credentials.credentials)
+    key = credentials.credentials if credentials else None
+    source = authorized(services.settings, key, security_scopes.scopes, BEARER)
+    known_query_only(request)
+    return source
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """How a route wants its key, for a 401 to say."""
+
+    scheme: str
+    how: str
+
+
+BEARER = Challenge("Bearer", "Authorization: Bearer <key>")
+
+
+def authorized(
+    settings: IngestSettings, key: str | None, scopes: Sequence[str], challenge: Challenge
+) -> Source:
+    """The source whose key this is (else 401), holding ``scopes`` (else 403, naming the
+    missing one)."""
+    source = source_for_key(settings.sources, key) if key else None
     if not source:
         log.info("auth.refused", reason="missing or unknown API key")
-        raise unauthorized("a valid API key is required: Authorization: Bearer <key>")
+        raise unauthorized(f"a valid API key is required: {challenge.how}", challenge.scheme)
     structlog.contextvars.bind_contextvars(source=source.name)
-    missing = [scope for scope in security_scopes.scopes if scope not in source.granted]
+    missing = [scope for scope in scopes if scope not in source.granted]
     if missing:
         log.info("auth.forbidden", missing_scopes=missing)
         detail = f"the API key of source {source.name!r} lacks the scope {', '.join(missing)}"
         raise ProblemError(Problem(title="Forbidden", status=403, detail=detail))
-    known_query_only(request)
     return source
 
 
@@ -121,7 +143,7 @@ Operator = Annotated[Source, Security(api_key_source, scopes=[Scope.OPERATE])]
 SignedSource = Annotated[Source, Depends(signed_source)]
 
 
-def unauthorized(detail: str) -> ProblemError:
+def unauthorized(detail: str, scheme: str = "Bearer") -> ProblemError:
     return ProblemError(
-        Problem(title="Unauthorized", status=401, detail=detail), {"WWW-Authenticate": "Bearer"}
+        Problem(title="Unauthorized", status=401, detail=detail), {"WWW-Authenticate": scheme}
     )

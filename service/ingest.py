@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, tuple_
@@ -34,6 +34,7 @@ from activities.store import (
     DataKey,
     ErasedCustomer,
     IngestReceipt,
+    LedgerEvent,
     Store,
     customer_digest,
     utcnow,
@@ -50,6 +51,8 @@ log = structlog.get_logger(__name__)
 SIGNALS_IN_FLIGHT = 64
 
 Key = tuple[str, str]
+# What an event no mapping names is kept as, in the ledger.
+UNMAPPED = "unmapped"
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,44 @@ class Ingest:
                     return Unavailable("Temporal is unreachable")
         return Delivered(duplicate=False)
 
+    async def record_unmapped(self, events: Sequence[UnmappedEvent]) -> None:
+        """Keep events no mapping names in the ledger, under the type ``unmapped`` with
+        their name, once each and none for an erased customer: journeys never see them,
+        the ledger shows what a source sent."""
+        if not events:
+            return
+        now = utcnow()
+        async with self._store.transaction() as session:
+            connection = await session.connection()
+            customers = {event.customer_id for event in events}
+            await self._store.guard_customers(
+                connection, map(customer_digest, customers), exclusive=False
+            )
+            erased = await _erased(connection, customers)
+            rows = [
+                {
+                    "customer_id": event.customer_id,
+                    "event_id": event.event_id,
+                    "source": event.source,
+                    "type": UNMAPPED,
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": now,
+                    "properties": {"name": event.name},
+                    "application_id": "ingest",
+                }
+                for event in events
+                if event.customer_id not in erased
+            ]
+            if rows:
+                statement = self._store.insert(LedgerEvent).values(rows).on_conflict_do_nothing()
+                await connection.execute(statement)
+
+    async def customer_of(self, event_id: str) -> str | None:
+        """Whose event this id named when the ingest took it (a refund's order, say)."""
+        query = select(IngestReceipt.customer_id).where(col(IngestReceipt.event_id) == event_id)
+        async with self._store.reading() as session:
+            return (await session.exec(query)).first()
+
     async def was_erased(self, customer_id: str) -> bool:
         async with self._store.reading() as session:
             return bool(await _erased(await session.connection(), {customer_id}))
@@ -301,6 +342,17 @@ class Ingest:
                 inserted = {(c, e) for c, e in (await connection.execute(statement)).all()}
         raced = {key_of(event) for event in events if event.customer_id not in erased} - inserted
         return raced, erased
+
+
+@dataclass(frozen=True)
+class UnmappedEvent:
+    """An event of a source that no mapping names (``service/tracking.py``)."""
+
+    customer_id: str
+    event_id: str
+    name: str
+    occurred_at: datetime
+    source: str
 
 
 _ERASED = Conflict(
