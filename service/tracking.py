@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -174,6 +174,14 @@ READS: dict[EventType, dict[str, tuple[str, ...]]] = {
     EventType.EMAIL_BOUNCED: {"message_id": ("email_id", "message_id")},
 }
 
+# Each type's own property names: what a type without a line in READS keeps.
+PROPERTIES: dict[EventType, frozenset[str]] = {
+    get_args(model.model_fields["type"].annotation)[0]: frozenset(
+        model.model_fields["properties"].annotation.model_fields
+    )
+    for model in get_args(get_args(CustomerEvent)[0])
+}
+
 _MONEY = {"amount"}
 _IDS = {"order_id", "offer_id", "product_id", "message_id"}
 
@@ -286,11 +294,12 @@ def _events(
 
 
 def _read(type: EventType, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The type's properties from the spec's, as ``READS`` says; values Equator cannot
-    use are left out (a required one missing then refuses the message, naming it)."""
+    """The type's properties from the spec's, as ``READS`` says (or those of the type's
+    own names); values Equator cannot use are left out (a required one missing then
+    refuses the message, naming it)."""
     reads = READS.get(type)
     if reads is None:
-        return dict(spec)
+        return {field: spec[field] for field in PROPERTIES[type] if field in spec}
     found: dict[str, Any] = {}
     for field, sources in reads.items():
         for source in sources:

@@ -108,6 +108,13 @@ def test_what_each_name_becomes_is_data_and_configurable() -> None:
     mapped = EVENTS | {"Purchase Made": EventMapping.model_validate("purchase")}
     [purchase] = track_events(own, "c1", NOW, mapped)  # type: ignore[misc]
     assert purchase.properties.model_dump(exclude_none=True) == {"amount": Decimal("9.99")}
+    # With values set (the README's example); what the type does not know is left out.
+    left = EventMapping.model_validate(
+        {"type": "consent_changed", "fixed": {"channel": "email", "granted": False}}
+    )
+    newsletter = message(event="Newsletter Left", properties={"list": "weekly"})
+    [withdrawn] = track_events(newsletter, "c1", NOW, {"Newsletter Left": left})  # type: ignore[misc]
+    assert withdrawn.properties.model_dump() == {"channel": "email", "granted": False}
     # A required value missing refuses the message, naming it.
     refused = track_events(message(event="Order Completed"), "c1", NOW, EVENTS)
     assert isinstance(refused, Invalid)
