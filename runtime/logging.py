@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import TextIO
 
 import structlog
@@ -53,25 +54,66 @@ _SHARED: list[structlog.typing.Processor] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
+# Every line of the process is written whole, by one write, under this lock: structlog's
+# and the standard library's alike, whatever thread writes it.
+_WRITING = threading.Lock()
 
-def _renderer(json: bool | None, stream: TextIO) -> structlog.typing.Processor:
-    if json if json is not None else not stream.isatty():
-        return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+
+def write_line(stream: TextIO, line: str) -> None:
+    with _WRITING:
+        stream.write(line + "\n")
+        stream.flush()
+
+
+class LineLogger:
+    """structlog's logger: writes each rendered line whole (``print`` writes the line,
+    then its newline: another thread's line could land between the two)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        write_line(self._stream, message)
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
+
+
+class LineHandler(logging.StreamHandler[TextIO]):
+    """The standard library's records, each written whole, under the same lock."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a record that cannot be rendered is reported, never raised
+            self.handleError(record)
+            return
+        write_line(self.stream, line)
+
+
+def _json(json: bool | None, stream: TextIO) -> bool:
+    return json if json is not None else not stream.isatty()
+
+
+def _rendering(json: bool | None, stream: TextIO) -> list[structlog.typing.Processor]:
+    """JSON carries an exception as one formatted stack trace (``exception``); the
+    console renders it itself, readably."""
+    if _json(json, stream):
+        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    return [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
 
 
 def standard_library_handler(
     json: bool | None = None, stream: TextIO = sys.stderr
 ) -> logging.Handler:
-    """A handler that renders standard-library records (journeys, the SDK) through the
-    same pipeline, with their extras (``customer_id=``…) as fields."""
-    handler = logging.StreamHandler(stream)
+    """A handler that renders standard-library records (journeys, the SDK and its core)
+    through the same pipeline, with their extras (``customer_id=``…) as fields."""
+    handler = LineHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), lift_workflow_ids, *_SHARED],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _renderer(json, stream),
+                *_rendering(json, stream),
             ],
         )
     )
@@ -80,9 +122,9 @@ def standard_library_handler(
 
 def configure_logging(level: int = logging.INFO, json: bool | None = None) -> None:
     structlog.configure(
-        processors=[*_SHARED, _renderer(json, sys.stderr)],
+        processors=[*_SHARED, *_rendering(json, sys.stderr)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: LineLogger(sys.stderr),
         cache_logger_on_first_use=True,
     )
     root = logging.getLogger()

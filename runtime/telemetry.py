@@ -12,6 +12,7 @@ on one address per process.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 from opentelemetry import trace
@@ -25,7 +26,13 @@ from opentelemetry.sdk.trace.export import (
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+)
 
 tracer = trace.get_tracer("equator")
 
@@ -69,14 +76,22 @@ def client_interceptors() -> list[Interceptor]:
 
 
 @cache
-def runtime(settings: TelemetrySettings) -> Runtime | None:
-    """One Temporal runtime per metrics address (it owns the HTTP endpoint), shared by
-    every client of the process; None keeps the SDK's default runtime."""
-    if settings.metrics_address is None:
-        return None
-    prometheus = PrometheusConfig(bind_address=settings.metrics_address, counters_total_suffix=True)
+def runtime(settings: TelemetrySettings, core_log_level: str = "WARN") -> Runtime:
+    """One Temporal runtime per metrics address and core log level, shared by the
+    process's clients (it owns the metrics endpoint, where one is configured). The SDK
+    core's own log lines, from ``core_log_level`` up, go through Python's logging
+    (``temporalio.core``): rendered and written as every other line is, never printed
+    in between them (or to stdout, where a command's output goes)."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    metrics = None
+    if settings.metrics_address is not None:
+        metrics = PrometheusConfig(
+            bind_address=settings.metrics_address, counters_total_suffix=True
+        )
     return Runtime(
         telemetry=TelemetryConfig(
-            metrics=prometheus, global_tags={"service_name": settings.service_name}
+            logging=LoggingConfig(filter=core_log_level, forwarding=forwarding),
+            metrics=metrics,
+            global_tags={"service_name": settings.service_name},
         )
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import logging
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,13 +16,14 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from activities.data_keys import new_master_key
+from runtime import telemetry
 from runtime.codec import data_converter
 from runtime.credentials import Scope, Source, hash_key, new_key
 from runtime.settings import EncryptionSettings, Settings
+from runtime.telemetry import TelemetrySettings
 from runtime.temporal import connect, register_search_attributes
 from starter.client import local_key_path
 from workflows import search
@@ -58,23 +57,14 @@ async def time_skipping_server(
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary("temporal-test-server"),
         data_converter=pydantic_data_converter if settings is None else data_converter(settings),
-        runtime=_logging_runtime(),
+        # The core's warnings against the test server (no heartbeat-details capability;
+        # a task completed for a journey a run had just ended) say nothing a simulation
+        # or a scenario can act on: errors only.
+        runtime=telemetry.runtime(TelemetrySettings(), "ERROR"),
     )
     async with env:
         await register_search_attributes(env.client)
         yield env
-
-
-@functools.cache
-def _logging_runtime() -> Runtime:
-    """The SDK core's own errors through Python's logging (to stderr, with ours), not
-    printed to stdout, where a command's output goes (``equator simulate --json``). Its
-    warnings against the test server (no heartbeat-details capability; a task completed
-    for a journey a run had just ended) say nothing a simulation can act on."""
-    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
-    return Runtime(
-        telemetry=TelemetryConfig(logging=LoggingConfig(filter="ERROR", forwarding=forwarding))
-    )
 
 
 def with_local_source(settings: Settings) -> Settings:
