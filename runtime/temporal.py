@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 from temporalio.workflow import UpdateMethodMultiParam
@@ -201,3 +203,29 @@ async def journey_view(
         STATE_QUERY, result_type=JourneyView, rpc_timeout=rpc_timeout
     )
     return view
+
+
+# A worker long-polls for at most a minute before it asks again: one seen within this
+# is still polling.
+POLLED_WITHIN = timedelta(seconds=70)
+
+
+async def journey_pollers(
+    client: Client, task_queue: str, rpc_timeout: timedelta | None = None
+) -> int:
+    """How many workers have asked the journeys' task queue for workflow tasks lately:
+    whether journeys are being worked on at all."""
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=rpc_timeout,
+    )
+    now = datetime.now(UTC)
+    return sum(
+        1
+        for poller in answer.pollers
+        if now - poller.last_access_time.ToDatetime(tzinfo=UTC) <= POLLED_WITHIN
+    )

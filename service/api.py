@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.signatures import SIGNATURE_HEADER
 from runtime.credentials import Source
 from runtime.settings import IngestSettings
-from runtime.temporal import journey_view
+from runtime.temporal import journey_pollers, journey_view
 from service import actions, cdp, commerce, tracking
 from service.api_models import (
     Accepted,
@@ -326,17 +326,21 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="Temporal and the store are reachable",
+    summary="Temporal and the store are reachable, and a worker works on the journeys",
     responses={503: {"model": Health}},
     tags=["health"],
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready: Temporal and the store answer, and some worker has polled the journeys'
+    task queue within the last 70 seconds (events taken now would otherwise wait). The
+    process being up at all is `/healthz`."""
     timeout = services.settings.temporal_timeout
     checks = {
         "temporal": await _check(
             lambda: services.client.service_client.check_health(timeout=timeout)
         ),
         "store": await _check(services.store.ping),
+        "workers": await _workers(services),
     }
     ready = all(value == "ok" for value in checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks)
@@ -439,6 +443,15 @@ def _problem_of(outcome: Conflict | Unavailable) -> Problem:
     if isinstance(outcome, Conflict):
         return Problem(title="Conflict", status=409, detail=outcome.reason)
     return Problem(title="Unavailable", status=503, detail=f"{outcome.reason}; retry")
+
+
+async def _workers(services: Services) -> str:
+    queue = services.ingest.task_queue
+    try:
+        polling = await journey_pollers(services.client, queue, services.settings.temporal_timeout)
+    except Exception as err:  # readiness reports any failure; it never raises
+        return f"unreachable: {type(err).__name__}"
+    return "ok" if polling else f"no worker polls {queue}"
 
 
 async def _check(probe: Callable[[], Awaitable[Any]]) -> str:

@@ -7,6 +7,7 @@ signed instead (``SignedSource``).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,14 @@ class Services:
 
     @property
     def retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(self.settings.retry_after)}
+        """``Retry-After``, jittered: callers told the same moment come back at once."""
+        return {"Retry-After": str(jittered(self.settings.retry_after))}
+
+
+def jittered(seconds: int) -> int:
+    """Half as long again or half as long, at random: retries spread over a second or
+    more instead of arriving together."""
+    return max(1, round(seconds * random.uniform(0.5, 1.5)))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -104,6 +104,10 @@ class Ingest:
         self._key_cache_ttl = key_cache_ttl
         self._in_flight = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
 
+    @property
+    def task_queue(self) -> str:
+        return self._task_queue
+
     async def deliver(
         self, events: Sequence[CustomerEvent], customer_returned: bool = False
     ) -> list[Outcome]:

@@ -6,6 +6,8 @@ the client, decides what is valid.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -68,13 +70,34 @@ def api_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+# Answers that say "not now": the API is saturated (429) or a part behind it is down (503).
+RETRIED = frozenset({429, 503})
+# The longest one wait, whatever Retry-After says.
+LONGEST_WAIT = 30.0
+
+
+def retry_wait(retry_after: str | None, attempt: int) -> float:
+    """How long to wait before the next try: what ``Retry-After`` says (else 0.5 s,
+    doubling), capped, and jittered by half either way so that callers refused together
+    do not come back together."""
+    try:
+        wait = float(retry_after) if retry_after is not None else 0.5 * 2**attempt
+    except ValueError:
+        wait = 0.5 * 2**attempt
+    return min(wait, LONGEST_WAIT) * random.uniform(0.5, 1.5)
+
+
 class EquatorClient:
-    def __init__(self, base_url: str, key: str, timeout: float = 30.0) -> None:
+    """The ingest API's client. A 429 or 503 is tried again (events are idempotent by
+    their id), ``retries`` times at most, after the wait the API advised."""
+
+    def __init__(self, base_url: str, key: str, timeout: float = 30.0, retries: int = 5) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
         )
+        self._retries = retries
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EquatorClient:
@@ -92,17 +115,26 @@ class EquatorClient:
         await self._http.aclose()
 
     async def send(self, event: Mapping[str, Any]) -> Accepted:
-        response = await self._http.post("/v1/events", json=event)
-        return Accepted.model_validate(self._checked(response).json())
+        response = await self._request("POST", "/v1/events", json=event)
+        return Accepted.model_validate(response.json())
 
     async def send_batch(self, events: Sequence[Mapping[str, Any]]) -> BatchResult:
-        """Per-event results; a 503 (some events undelivered) is raised, not returned."""
-        response = await self._http.post("/v1/events:batch", json={"events": list(events)})
-        return BatchResult.model_validate(self._checked(response).json())
+        """Per-event results. A 503 (some events undelivered) is resent whole (what was
+        taken comes back as duplicates); the last one is raised, not returned."""
+        response = await self._request("POST", "/v1/events:batch", json={"events": list(events)})
+        return BatchResult.model_validate(response.json())
 
     async def journey(self, customer_id: str) -> JourneyView:
-        response = await self._http.get(f"/v1/customers/{customer_id}/journey")
-        return JourneyView.model_validate(self._checked(response).json())
+        response = await self._request("GET", f"/v1/customers/{customer_id}/journey")
+        return JourneyView.model_validate(response.json())
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self._retries + 1):
+            response = await self._http.request(method, path, **kwargs)
+            if response.status_code not in RETRIED or attempt == self._retries:
+                break
+            await asyncio.sleep(retry_wait(response.headers.get("Retry-After"), attempt))
+        return self._checked(response)
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:

@@ -332,7 +332,7 @@ async def test_health_readiness_and_the_openapi_document(api: Ingest) -> None:
     assert (await api.http.get("/healthz")).json() == {"status": "ok", "checks": {}}
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"temporal": "ok", "store": "ok"}
+    assert ready.json()["checks"] == {"temporal": "ok", "store": "ok", "workers": "ok"}
 
     document = (await api.http.get("/openapi.json")).json()
     paths = document["paths"]
