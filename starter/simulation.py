@@ -42,6 +42,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -65,6 +66,8 @@ from workflows.journey import journey_id
 # half days those timers would fall due milliseconds after a later tick, racing that
 # tick's events; on this grid they fall due seconds before it, while the clock moves.
 TICK = 0.5 + 7 / 86_400
+# The longest a tick may take in real time before the run gives up on the server.
+TICK_PATIENCE = timedelta(hours=1)
 # Signals in flight at once.
 CONCURRENCY = 64
 
@@ -226,9 +229,14 @@ def _play_slice(
     configure_logging(logging.WARNING)
     task_queue = f"{settings.task_queue}-{index}"
     sliced = _Slice(population, index, count)
-    return asyncio.run(
-        _play(sliced, days, seed, settings.model_copy(update={"task_queue": task_queue}))
-    )
+    try:
+        return asyncio.run(
+            _play(sliced, days, seed, settings.model_copy(update={"task_queue": task_queue}))
+        )
+    except RPCError as err:
+        # Temporal's errors cannot be unpickled in the parent, which then reports only
+        # that a process "terminated abruptly": say what happened in words.
+        raise RuntimeError(f"the simulation's slice {index + 1} of {count}: {err}") from None
 
 
 class _Slice:
@@ -317,9 +325,16 @@ class Driver:
         heapq.heappush(self.due, _Happening(act.day, next(self.seq), act))
 
     async def _move_to(self, moment: datetime) -> None:
+        """The server's clock to ``moment``. It moves only once every workflow task due
+        before then is done, which on a busy machine takes longer than the client's
+        default 30 s a call: the call is given all the time a tick can take."""
         remaining = moment - await self.env.get_current_time()
         if remaining > timedelta(0):
-            await self.env.sleep(remaining)
+            sleep = SleepRequest()
+            sleep.duration.FromTimedelta(remaining)
+            await self.env.client.test_service.unlock_time_skipping_with_sleep(
+                sleep, timeout=TICK_PATIENCE
+            )
 
     async def _send(self, acts: list[Act]) -> None:
         async with self.limit:
