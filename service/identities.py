@@ -84,6 +84,8 @@ class Identities:
 
     async def hold(self, messages: Sequence[Held], source: str) -> None:
         """Keep visitors' messages (a resend changes nothing); drop those held too long."""
+        if not messages:
+            return
         now = utcnow()
         rows = [
             {
@@ -101,10 +103,9 @@ class Identities:
             await connection.execute(
                 delete(AnonymousEvent).where(col(AnonymousEvent.held_at) < now - HELD_FOR)
             )
-            if rows:
-                await connection.execute(
-                    self._store.insert(AnonymousEvent).values(rows).on_conflict_do_nothing()
-                )
+            await connection.execute(
+                self._store.insert(AnonymousEvent).values(rows).on_conflict_do_nothing()
+            )
 
     async def release(self, messages: Sequence[Held]) -> None:
         """Forget held messages once their customer's journey has them."""
