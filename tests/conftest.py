@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -13,7 +13,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
+from runtime.credentials import new_key
+from runtime.worker import running_worker
 from testkit import Scenario, scenario, time_skipping_server
+from tests.ingest import Ingest, ingest_api, settings_for
 from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from tests.servers import dev_server
 from workflows.config import JourneyConfig
@@ -94,3 +97,22 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await store.migrate()
     yield store
     await store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def api(
+    request: pytest.FixtureRequest,
+    dev_env: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Ingest]:
+    """The ingest API over real HTTP, with a worker, on the module's dev server, on each
+    engine; its sources are ``tests/ingest.py``'s."""
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api') / 'equator.db'}"
+        else:
+            url = await stack.enter_async_context(postgres_database())
+        key = new_key()
+        settings = settings_for(dev_env.client.service_client.config.target_host, url, key)
+        await stack.enter_async_context(running_worker(dev_env.client, settings))
+        yield await stack.enter_async_context(ingest_api(settings, key))

@@ -7,37 +7,16 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.credentials import new_key
-from runtime.worker import running_worker
-from tests.conftest import postgres_database
-from tests.ingest import REPORTING_KEY, TILL_KEY, Ingest, ingest_api, raw_event, settings_for
+from tests.ingest import REPORTING_KEY, TILL_KEY, Ingest, raw_event
 from tests.reporting import population
 from tests.servers import eventually
 from workflows.journey import journey_id
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-async def api(
-    request: pytest.FixtureRequest,
-    dev_env: WorkflowEnvironment,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Ingest]:
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api') / 'equator.db'}"
-        else:
-            url = await stack.enter_async_context(postgres_database())
-        key = new_key()
-        settings = settings_for(dev_env.client.service_client.config.target_host, url, key)
-        await stack.enter_async_context(running_worker(dev_env.client, settings))
-        yield await stack.enter_async_context(ingest_api(settings, key))
 
 
 def customer() -> str:

@@ -11,21 +11,14 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from runtime.credentials import new_key
-from runtime.worker import running_worker
 from service.shopify import Delivery, Ignored, Refund, refund_event, to_events, verify
-from tests.conftest import postgres_database
-from tests.ingest import WEBHOOK_SECRET, Ingest, ingest_api, settings_for
+from tests.ingest import WEBHOOK_SECRET, Ingest
 from tests.servers import eventually
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
@@ -107,23 +100,6 @@ def test_a_customer_update_is_their_email_and_email_consent() -> None:
 
 
 # Over HTTP.
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-async def api(
-    request: pytest.FixtureRequest,
-    dev_env: WorkflowEnvironment,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Ingest]:
-    async with AsyncExitStack() as opened:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('shopify') / 'equator.db'}"
-        else:
-            url = await opened.enter_async_context(postgres_database())
-        key = new_key()
-        settings = settings_for(dev_env.client.service_client.config.target_host, url, key)
-        await opened.enter_async_context(running_worker(dev_env.client, settings))
-        yield await opened.enter_async_context(ingest_api(settings, key))
 
 
 async def deliver(
