@@ -115,7 +115,8 @@ async def test_two_workers_and_two_apis_on_postgres_apply_each_event_once(
         apis = [await stack.enter_async_context(EquatorClient(url, key)) for url in urls]
 
         for url in urls:
-            await eventually(functools.partial(ready, url), bool, within=30)
+            # Ready once a worker polls the journeys: the workers start as processes too.
+            await eventually(functools.partial(ready, url), bool, within=90)
         # The image's own health check passes against a ready replica, and only there.
         _, *argv = healthcheck(dockerfile())
         for port, healthy in ((ports[0], True), (free_port(), False)):
