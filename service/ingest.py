@@ -233,11 +233,9 @@ class Ingest:
         now = utcnow()
         async with self._store.transaction() as session:
             connection = await session.connection()
-            customers = {event.customer_id for event in events}
-            await self._store.guard_customers(
-                connection, map(customer_digest, customers), exclusive=False
+            erased = await self._erased_under_lock(
+                connection, {event.customer_id for event in events}
             )
-            erased = await _erased(connection, customers)
             rows = [
                 {
                     "customer_id": event.customer_id,
@@ -261,6 +259,16 @@ class Ingest:
         query = select(IngestReceipt.customer_id).where(col(IngestReceipt.event_id) == event_id)
         async with self._store.reading() as session:
             return (await session.exec(query)).first()
+
+    async def _erased_under_lock(
+        self, connection: AsyncConnection, customers: set[str]
+    ) -> set[str]:
+        """Which customers are erased, read under their shared locks: a write in this
+        transaction then either precedes their erasure's pass or sees its tombstone."""
+        await self._store.guard_customers(
+            connection, map(customer_digest, customers), exclusive=False
+        )
+        return await _erased(connection, customers)
 
     async def was_erased(self, customer_id: str) -> bool:
         async with self._store.reading() as session:
@@ -319,10 +327,7 @@ class Ingest:
         customers = {event.customer_id for event in events}
         async with self._store.transaction() as session:
             connection = await session.connection()
-            await self._store.guard_customers(
-                connection, map(customer_digest, customers), exclusive=False
-            )
-            erased = await _erased(connection, customers)
+            erased = await self._erased_under_lock(connection, customers)
             now = utcnow()
             rows = [
                 {
