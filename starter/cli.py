@@ -62,7 +62,7 @@ from starter.history import (
 )
 from starter.personas import PersonaError, PersonaPopulation, Personas, load_personas
 from starter.population import Population
-from starter.simulation import SimulationResult, simulate, simulation_page, summary
+from starter.simulation import BATCH, SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
 from starter.terminal import progress_of, show_details, show_journey, working
 from workflows.calendar import Calendar, Campaign
@@ -182,7 +182,14 @@ def _parser() -> argparse.ArgumentParser:
         "--processes",
         type=int,
         default=1,
-        help="split the customers among this many processes (one per core helps)",
+        help="play this many batches of customers at once, each in a process (one per core)",
+    )
+    simulate.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH,
+        help=f"customers per time-skipping server (default {BATCH}: a server slows down "
+        "faster than its journeys grow)",
     )
     simulate_output = simulate.add_mutually_exclusive_group()
     simulate_output.add_argument("--json", action="store_true", help="the result as JSON")
@@ -439,6 +446,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         raise PersonaError("--customers must be at least 1")
     if args.processes < 1:
         raise PersonaError("--processes must be at least 1")
+    if args.batch < 1:
+        raise PersonaError("--batch must be at least 1")
     personas = load_personas(args.personas).scaled(args.customers)
     if args.write_history:
         rows = write_history(args.write_history, PersonaPopulation(personas), args.days, args.seed)
@@ -502,6 +511,7 @@ def _simulation(
                 config,
                 check=silence(config) if silence else None,
                 processes=args.processes,
+                batch=args.batch,
                 progress=progress,
             )
 

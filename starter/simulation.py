@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
+import math
 import multiprocessing
 import tempfile
 import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -39,8 +41,6 @@ from decimal import Decimal
 from typing import TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
@@ -70,6 +70,8 @@ TICK = 0.5 + 7 / 86_400
 TICK_PATIENCE = timedelta(hours=1)
 # Signals in flight at once.
 CONCURRENCY = 64
+# Customers per time-skipping server, by default.
+BATCH = 500
 
 C = TypeVar("C")
 
@@ -111,14 +113,20 @@ async def simulate(
     database_url: str | None = None,
     check: Callable[[Store], Awaitable[C]] | None = None,
     processes: int = 1,
+    batch: int = BATCH,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[SimulationResult, C | None]:
     """Run ``population`` through the journeys for ``days`` from ``EPOCH``; ``check``
-    reads the store afterwards, for what the result does not say. With ``processes``
-    above 1 the customers are split among that many processes, each with its own
-    time-skipping server and worker, all writing to the one store: a customer's journey
-    depends on no other's, so the run is the same (the offers that learn aside).
-    ``progress`` hears, as the run goes, how many days the journeys have reached."""
+    reads the store afterwards, for what the result does not say.
+
+    The customers are played in batches of at most ``batch``, each through a
+    time-skipping server and worker of its own for the whole run, ``processes`` batches
+    at a time, all writing to the one store. A server's cost per simulated day grows
+    faster than its journeys (five times the journeys, twenty times slower), so small
+    servers finish a large population sooner. A customer's journey depends on no
+    other's, so the run is the same however it is split (the offers that learn aside).
+    ``progress`` hears, as the run goes, how many days the batches have reached on
+    average."""
     began = time.monotonic()
     groups = population.groups()
     customers = sum(groups.values())
@@ -133,22 +141,23 @@ async def simulate(
         # choosing at the same moment cannot see each other's sends, so a run repeats.
         lag = {"counts_lag": timedelta(days=TICK * 1.5)}
         learning = config.learning.model_copy(update=lag)
+        batches = max(processes, math.ceil(customers / batch))
         settings = Settings(
             task_queue=f"simulation-{uuid.uuid4().hex[:8]}",
             database_url=database_url,
             journey=config.model_copy(update={"learning": learning}),
             # Every journey stays cached: none replays its history to take its next event.
-            worker=WorkerSettings(max_cached_journeys=max(1_000, customers), offer_seed=seed),
+            worker=WorkerSettings(
+                max_cached_journeys=max(1_000, math.ceil(customers / batches)), offer_seed=seed
+            ),
         )
-        watching = asyncio.create_task(_watch(database_url, progress)) if progress else None
-        try:
-            if processes == 1:
-                sent = await _play(population, days, seed, settings)
-            else:
-                sent = await _play_split(population, days, seed, settings, processes)
-        finally:
-            if watching is not None:
-                watching.cancel()
+        plays = [_Batch(population, index, batches) for index in range(batches)]
+        if batches == 1:
+            sent = await _play(population, days, seed, settings, progress)
+        elif processes == 1:
+            sent = await _play_in_turn(plays, days, seed, settings, progress)
+        else:
+            sent = await _play_in_processes(plays, days, seed, settings, processes, progress)
         if progress is not None:
             progress(days)
         store = Store(database_url)
@@ -173,38 +182,54 @@ async def simulate(
     return result, checked
 
 
-async def _watch(database_url: str, progress: Callable[[float], None]) -> None:
-    """How far the journeys have got, from the store (every process writes there): the
-    latest engagement on the journeys' clock, four times a second until cancelled."""
-    store = Store(database_url)
-    try:
-        while True:
-            await asyncio.sleep(0.25)
-            # Not there yet while the store is being made: try again.
-            with contextlib.suppress(SQLAlchemyError):
-                async with store.reading() as session:
-                    latest = (await session.exec(select(func.max(Engagement.sent_at)))).one()
-                if latest is not None:
-                    progress((latest - EPOCH) / timedelta(days=1))
-    finally:
-        await store.close()
-
-
-async def _play(population: Population, days: float, seed: int, settings: Settings) -> int:
+async def _play(
+    population: Population,
+    days: float,
+    seed: int,
+    settings: Settings,
+    progress: Callable[[float], None] | None = None,
+) -> int:
     """The population's run on a time-skipping server of its own; the events it sent."""
     async with time_skipping_server() as env:
-        run = Driver(env, settings, population, seed)
+        run = Driver(env, settings, population, seed, progress=progress)
         async with running_worker(env.client, settings):
             await run.play(days)
             await run.end()
     return run.sent
 
 
-async def _play_split(
-    population: Population, days: float, seed: int, settings: Settings, processes: int
+async def _play_in_turn(
+    plays: list[_Batch],
+    days: float,
+    seed: int,
+    settings: Settings,
+    progress: Callable[[float], None] | None,
 ) -> int:
-    """A slice of the customers in each of ``processes`` processes (spawned: the SDK's
-    threads do not survive a fork), after one migration of the shared store."""
+    """The batches one after another in this process, each on a server of its own."""
+    sent = 0
+    for done, play in enumerate(plays):
+        reached = None
+        if progress is not None:
+            reached = functools.partial(_averaged, progress, done * days, len(plays))
+        sent += await _play(play, days, seed, play.settings(settings), reached)
+    return sent
+
+
+def _averaged(progress: Callable[[float], None], behind: float, count: int, day: float) -> None:
+    progress((behind + day) / count)
+
+
+async def _play_in_processes(
+    plays: list[_Batch],
+    days: float,
+    seed: int,
+    settings: Settings,
+    processes: int,
+    progress: Callable[[float], None] | None,
+) -> int:
+    """The batches ``processes`` at a time, each in a process of its own (spawned: the
+    SDK's threads do not survive a fork), after one migration of the shared store. Each
+    batch tells the day it has reached through a shared dictionary."""
     store = Store(settings.database_url)
     try:
         await store.migrate()
@@ -212,34 +237,58 @@ async def _play_split(
         await store.close()
     loop = asyncio.get_running_loop()
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
-        slices = [
-            loop.run_in_executor(
-                pool, _play_slice, population, index, processes, days, seed, settings
-            )
-            for index in range(processes)
+    with spawn.Manager() as manager, ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        reached = manager.dict()
+        played = [
+            loop.run_in_executor(pool, _play_batch, play, days, seed, settings, reached)
+            for play in plays
         ]
-        return sum(await asyncio.gather(*slices))
+        watching = asyncio.create_task(_watch(reached, len(plays), progress)) if progress else None
+        try:
+            return sum(await asyncio.gather(*played))
+        finally:
+            if watching is not None:
+                watching.cancel()
 
 
-def _play_slice(
-    population: Population, index: int, count: int, days: float, seed: int, settings: Settings
+async def _watch(
+    reached: MutableMapping[int, float], count: int, progress: Callable[[float], None]
+) -> None:
+    """The batches' average day, four times a second until cancelled."""
+    while True:
+        await asyncio.sleep(0.25)
+        days = await asyncio.to_thread(lambda: sum(dict(reached).values()))
+        progress(days / count)
+
+
+def _play_batch(
+    play: _Batch,
+    days: float,
+    seed: int,
+    settings: Settings,
+    reached: MutableMapping[int, float],
 ) -> int:
-    """One process's slice: the customers whose id hashes to ``index`` of ``count``."""
+    """One batch, in a process of the pool."""
     configure_logging(logging.WARNING)
-    task_queue = f"{settings.task_queue}-{index}"
-    sliced = _Slice(population, index, count)
     try:
         return asyncio.run(
-            _play(sliced, days, seed, settings.model_copy(update={"task_queue": task_queue}))
+            _play(
+                play,
+                days,
+                seed,
+                play.settings(settings),
+                functools.partial(reached.__setitem__, play.index),
+            )
         )
     except RPCError as err:
         # Temporal's errors cannot be unpickled in the parent, which then reports only
         # that a process "terminated abruptly": say what happened in words.
-        raise RuntimeError(f"the simulation's slice {index + 1} of {count}: {err}") from None
+        raise RuntimeError(
+            f"the simulation's batch {play.index + 1} of {play.count}: {err}"
+        ) from None
 
 
-class _Slice:
+class _Batch:
     """The members of a population whose id hashes to ``index`` of ``count``."""
 
     def __init__(self, population: Population, index: int, count: int) -> None:
@@ -248,6 +297,10 @@ class _Slice:
     def _ours(self, customer_id: str) -> bool:
         return zlib.crc32(customer_id.encode()) % self.count == self.index
 
+    def settings(self, settings: Settings) -> Settings:
+        """A task queue of the batch's own: its worker takes only its journeys."""
+        return settings.model_copy(update={"task_queue": f"{settings.task_queue}-{self.index}"})
+
     def groups(self) -> dict[str, int]:
         return self.population.groups()
 
@@ -255,7 +308,7 @@ class _Slice:
         return (act for act in self.population.lives(days, seed) if self._ours(act.customer_id))
 
     def answer(self, engagement: Engagement, day: float, seed: int) -> Iterable[Act]:
-        # The store is shared: another slice's engagements are its to answer.
+        # The store is shared: another batch's engagements are its to answer.
         if not self._ours(engagement.customer_id):
             return ()
         return self.population.answer(engagement, day, seed)
@@ -272,9 +325,10 @@ class Driver:
         population: Population,
         seed: int,
         start: datetime = EPOCH,
+        progress: Callable[[float], None] | None = None,
     ) -> None:
         self.env, self.settings, self.population, self.seed = env, settings, population, seed
-        self.start = start
+        self.start, self.progress = start, progress
         self.customers: set[str] = set()
         self.due: list[_Happening] = []
         self.seq = itertools.count()
@@ -305,6 +359,8 @@ class Driver:
                     act = heapq.heappop(self.due).act
                     by_customer[act.customer_id].append(act)
                 await asyncio.gather(*(self._send(acts) for acts in by_customer.values()))
+                if self.progress is not None:
+                    self.progress(day)
                 day += TICK
         finally:
             await store.close()

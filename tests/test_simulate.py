@@ -118,7 +118,7 @@ async def test_a_population_runs_through_the_journeys_and_the_same_seed_runs_the
     reached: list[float] = []
     result = await run(seed=4, progress=reached.append)
     assert result.customers == {"one-time": 8, "steady": 4}
-    # Progress is the journeys' clock, from the store: it only moves on.
+    # Progress is the journeys' clock, tick by tick: it only moves on.
     assert reached == sorted(reached)
     assert reached[-1] == 75
     steps = {(s.cause, s.step_name): s for s in result.report.steps}
@@ -222,15 +222,24 @@ async def test_a_cut_history_checks_silence_detection_against_what_came_after(
     assert check.auc == 1.0
 
 
-async def test_split_among_processes_a_run_comes_out_the_same() -> None:
-    """Each customer's journey depends on no other's (learning is off here)."""
+async def test_split_into_batches_a_run_comes_out_the_same() -> None:
+    """Each customer's journey depends on no other's (learning is off here): played
+    whole, in three batches one after another, or three batches two at a time."""
     population = PersonaPopulation(Personas(personas=(ONE_TIME, STEADY)))
     alone, _ = await simulate(population, 60, 5, CONFIG)
-    split, _ = await simulate(population, 60, 5, CONFIG, processes=2)
-    assert split.model_dump(exclude={"seconds", "report"}) == alone.model_dump(
-        exclude={"seconds", "report"}
-    )
-    assert split.report.steps == alone.report.steps
+    reached: list[float] = []
+    for processes in (1, 2):
+        split, _ = await simulate(
+            population, 60, 5, CONFIG, processes=processes, batch=4, progress=reached.append
+        )
+        assert split.model_dump(exclude={"seconds", "report"}) == alone.model_dump(
+            exclude={"seconds", "report"}
+        )
+        assert split.report.steps == alone.report.steps
+        # The batches' average day: it climbs to the end once, batch after batch.
+        assert reached == sorted(reached) and reached[-1] == 60
+        assert any(0 < day < 60 / 3 for day in reached)
+        reached.clear()
 
 
 def test_a_sweep_names_a_setting_and_its_values() -> None:
