@@ -69,8 +69,15 @@ class IngestSettings(BaseModel):
     signature_tolerance: timedelta = timedelta(minutes=5)
     # How long one call to Temporal may take before the API answers 503.
     temporal_timeout: timedelta = timedelta(seconds=5)
-    # What a 503 tells the caller to wait before retrying, in seconds.
+    # How long the journey view waits for the journey's own answer before it answers
+    # with what the journey last published (a worker down or behind).
+    journey_query_timeout: timedelta = timedelta(seconds=2)
+    # What a 503 or 429 tells the caller to wait before retrying, in seconds (jittered).
     retry_after: int = Field(default=5, ge=1)
+    # Requests worked on at once per process; one that finds no room within the budget
+    # is answered 429 instead of queueing.
+    max_in_flight: int = Field(default=256, ge=1)
+    in_flight_budget: timedelta = timedelta(milliseconds=250)
     tracking: TrackingSettings = TrackingSettings()
 
 

@@ -13,7 +13,12 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -144,6 +149,15 @@ async def send_event(
     )
 
 
+async def signal_running_journey(
+    client: Client, event: CustomerEvent, rpc_timeout: timedelta | None = None
+) -> None:
+    """Signal the customer's running journey, never starting one: ``RPCError`` (not found)
+    when none runs."""
+    handle = client.get_workflow_handle(journey_id(event.customer_id))
+    await handle.signal(EVENT_SIGNAL, event, rpc_timeout=rpc_timeout)
+
+
 async def request_erasure(
     client: Client, customer_id: str, request_id: str, by: str = "", via: Via = Via.TEMPORAL
 ) -> None:
@@ -203,6 +217,15 @@ async def journey_view(
         STATE_QUERY, result_type=JourneyView, rpc_timeout=rpc_timeout
     )
     return view
+
+
+async def describe_journey(
+    client: Client, customer_id: str, rpc_timeout: timedelta | None = None
+) -> WorkflowExecutionDescription:
+    """The journey as Temporal itself knows it (status, search attributes, work waiting),
+    answered by the server with no worker."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    return await handle.describe(rpc_timeout=rpc_timeout)
 
 
 # A worker long-polls for at most a minute before it asks again: one seen within this

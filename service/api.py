@@ -24,13 +24,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BeforeValidator, ValidationError, WithJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
-from temporalio.client import WorkflowQueryFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.signatures import SIGNATURE_HEADER
 from runtime.credentials import Source
 from runtime.settings import IngestSettings
-from runtime.temporal import journey_pollers, journey_view
+from runtime.temporal import journey_pollers
 from service import actions, cdp, commerce, tracking
 from service.api_models import (
     Accepted,
@@ -39,8 +37,11 @@ from service.api_models import (
     EventBatch,
     EventResult,
     Health,
+    JourneyAnswer,
     LadderStart,
+    LiveJourney,
     OperatorAction,
+    PublishedJourney,
     Status,
 )
 from service.dependencies import (
@@ -54,7 +55,8 @@ from service.dependencies import (
 )
 from service.email_webhook import EmailNotification, to_event
 from service.ingest import Conflict, Delivered, Outcome, Unavailable
-from service.middleware import BodyLimit, RequestLog
+from service.journey_view import journey_answer
+from service.middleware import BodyLimit, InFlightLimit, RequestLog
 from service.openapi import document_body, install_openapi
 from service.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -68,7 +70,6 @@ from service.report_chart import page
 from service.reports import MOMENT_PATTERN, ProgrammeReport, parse_since, programme_report
 from workflows.events import CustomerEvent, Identifier, customer_event_adapter
 from workflows.journey import journey_id
-from workflows.state import JourneyView
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +88,12 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(
+        InFlightLimit,
+        limit=services.settings.max_in_flight,
+        budget=services.settings.in_flight_budget.total_seconds(),
+        retry_after=lambda: services.retry_after,
+    )
     app.add_middleware(RequestLog)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
@@ -215,28 +222,22 @@ async def post_email_webhook(
 
 @router.get(
     "/v1/customers/{customer_id}/journey",
-    response_model=JourneyView,
+    response_model=JourneyAnswer,
     summary="A customer's journey: line position, ladder and step, recent events",
-    description="Scope `journeys:read`.",
     responses=problem_responses(401, 403, 404, 422, 503),
     tags=["journeys"],
 )
 async def get_journey(
     customer_id: Annotated[Identifier, Path()], _: JourneysReader, services: ServicesDep
-) -> JourneyView:
+) -> LiveJourney | PublishedJourney:
+    """Scope `journeys:read`. The journey's own answer (`freshness: live`) when it gives
+    one within `EQUATOR_INGEST__JOURNEY_QUERY_TIMEOUT` (2 s); else, with no worker or a
+    worker behind, what it last published (`freshness: published`): its standing from
+    Temporal and the single customer view from the store, with how old each is."""
     structlog.contextvars.bind_contextvars(customer_id=customer_id)
-    try:
-        return await journey_view(services.client, customer_id, services.settings.temporal_timeout)
-    except (RPCError, RuntimeError, WorkflowQueryFailedError) as err:
-        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
-            raise ProblemError(
-                Problem(title="Not found", status=404, detail=f"no journey for {customer_id}")
-            ) from None
-        log.warning("journey.query_failed", error=str(err))
-        detail = "the journey did not answer (is a worker running?); retry"
-        raise ProblemError(
-            Problem(title="Unavailable", status=503, detail=detail), services.retry_after
-        ) from None
+    answer = await journey_answer(services, customer_id)
+    structlog.contextvars.bind_contextvars(freshness=answer.freshness)
+    return answer
 
 
 Since = Annotated[
@@ -326,14 +327,16 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="Temporal and the store are reachable, and a worker works on the journeys",
+    summary="Temporal is reachable and a worker works on the journeys",
     responses={503: {"model": Health}},
     tags=["health"],
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready: Temporal and the store answer, and some worker has polled the journeys'
-    task queue within the last 70 seconds (events taken now would otherwise wait). The
-    process being up at all is `/healthz`."""
+    """Ready: Temporal answers and some worker has polled the journeys' task queue within
+    the last 70 seconds (events taken now would otherwise wait). With the store
+    unreachable the API is `degraded` but still ready: events for running journeys are
+    accepted and their receipts held until it returns. The process being up at all is
+    `/healthz`."""
     timeout = services.settings.temporal_timeout
     checks = {
         "temporal": await _check(
@@ -342,8 +345,15 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         "store": await _check(services.store.ping),
         "workers": await _workers(services),
     }
-    ready = all(value == "ok" for value in checks.values())
-    body = Health(status="ready" if ready else "not ready", checks=checks)
+    if checks["temporal"] == "ok" and services.ingest.temporal_circuit_open:
+        # Reachable again; events are refused until the circuit's probe sees it (a second).
+        checks["temporal"] = "reachable, circuit still open"
+    held = services.ingest.receipts_held
+    if held:
+        checks["receipts_held"] = str(held)
+    ready = checks["temporal"] == checks["workers"] == "ok"
+    status = "not ready" if not ready else "ready" if checks["store"] == "ok" else "degraded"
+    body = Health(status=status, checks=checks)
     return JSONResponse(
         body.model_dump(),
         status_code=200 if ready else 503,

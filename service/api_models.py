@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
+from activities.store import Customer
 from service.problems import Problem
+from workflows.state import JourneyView
 
 MAX_BATCH = 500
 
@@ -71,7 +74,7 @@ class BatchResult(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "ready", "degraded", "not ready"]
     checks: dict[str, str] = {}
 
 
@@ -87,3 +90,41 @@ class OperatorAction(BaseModel):
 class LadderStart(OperatorAction):
     # A registered ladder's cause: silence, return, complaint, delivery_late, dormant.
     cause: str = Field(min_length=1, max_length=32)
+
+
+class LiveJourney(JourneyView):
+    """The journey's own answer to its state query: as it stands now."""
+
+    freshness: Literal["live"] = "live"
+
+
+class Standing(BaseModel):
+    """What the journey last published of its standing (its search attributes, which
+    Temporal serves without a worker): ids and standing, no personal data."""
+
+    tier: str | None = None
+    line_position: str | None = None
+    ladder: str | None = None
+    ladder_step: int | None = None
+    last_event_at: datetime | None = None
+    lifetime_value: float | None = None
+    held_back_from: list[str] = Field(default_factory=list)
+
+
+class PublishedJourney(BaseModel):
+    """The journey as last published, when it does not answer in time (no worker, or a
+    worker behind a backlog): its standing from Temporal and the single customer view
+    from the store, each null where its source is unreachable. ``waiting_since`` is when
+    the oldest work the journey has not yet taken arrived: what happened since is not
+    reflected. ``customer.updated_at`` is when the journey last wrote the view."""
+
+    freshness: Literal["published"] = "published"
+    customer_id: str
+    # The journey's run: running, completed (an erasure), terminated…
+    status: str | None = None
+    standing: Standing | None = None
+    waiting_since: datetime | None = None
+    customer: Customer | None = None
+
+
+JourneyAnswer = Annotated[LiveJourney | PublishedJourney, Field(discriminator="freshness")]

@@ -11,6 +11,13 @@ An erased customer's tombstone refuses their events before any signal, and, for 
 that raced the erasure, the receipt: it is written only where no tombstone stands, under
 the customer's lock (``Store.guard_customers``), so nothing of theirs lands after the
 erasure's pass. A source that says the customer came back lifts the tombstone.
+
+While the store is unreachable, Temporal still is the durable part: events for running
+journeys are signalled (a plain signal, never a start) and acknowledged, and their
+receipts are held until the store returns (``service/receipts.py``). A journey is not
+started then, because only the store can say whether the customer was erased: an event
+for a customer without a running journey is refused (503) until the store is back.
+While Temporal is unreachable, a circuit (``service/circuit.py``) answers at once.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError
 from activities.store import (
@@ -40,7 +47,9 @@ from activities.store import (
     utcnow,
 )
 from runtime.telemetry import tracer
-from runtime.temporal import send_event
+from runtime.temporal import send_event, signal_running_journey
+from service.circuit import Circuit
+from service.receipts import HeldReceipts
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent
 
@@ -103,10 +112,26 @@ class Ingest:
         # How long another process may still hold an erased customer's data key.
         self._key_cache_ttl = key_cache_ttl
         self._in_flight = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
+        self._circuit = Circuit(lambda: client.service_client.check_health(timeout=self._timeout))
+        self._held = HeldReceipts(self._record, digest)
 
     @property
     def task_queue(self) -> str:
         return self._task_queue
+
+    @property
+    def temporal_circuit_open(self) -> bool:
+        """Temporal was found unreachable and has not been seen since."""
+        return self._circuit.open
+
+    @property
+    def receipts_held(self) -> int:
+        """Receipts waiting for the store."""
+        return len(self._held)
+
+    async def close(self) -> None:
+        await self._circuit.close()
+        await self._held.close()
 
     async def deliver(
         self, events: Sequence[CustomerEvent], customer_returned: bool = False
@@ -115,11 +140,15 @@ class Ingest:
         shares that event's fate. ``customer_returned``: the source says customers whose
         journeys have ended (erased) came back; they start anew."""
         keys = [key_of(event) for event in events]
+        store_up = True
         try:
             known, erased = await self._receipts(set(keys))
         except (SQLAlchemyError, OSError) as err:
-            log.error("ingest.store_unavailable", error=str(err))
-            return [Unavailable("the event store is unreachable")] * len(events)
+            log.warning("ingest.store_unavailable", error=str(err), serving="running journeys")
+            known, erased, store_up = {}, set(), False
+            if customer_returned:
+                return [_RETURN_WAITS] * len(events)
+        known = self._held.digests(keys) | known
 
         # The first occurrence of each new key is signalled; every other one is a resend.
         first: dict[Key, int] = {}
@@ -152,17 +181,20 @@ class Ingest:
                 by_customer.setdefault(customer, []).append(index)
         await asyncio.gather(
             *(
-                self._signal_in_order(events, indexes, signalled, customer_returned)
+                self._signal_in_order(events, indexes, signalled, customer_returned, store_up)
                 for indexes in by_customer.values()
             )
         )
         delivered = [i for i, outcome in signalled.items() if isinstance(outcome, Delivered)]
         try:
+            if not store_up:
+                raise OSError("the event store was unreachable a moment ago")
             raced, erased = await self._record([events[i] for i in delivered])
         except (SQLAlchemyError, OSError) as err:
-            # Delivered but not receipted: ask for a resend, which the journey absorbs.
-            log.error("ingest.receipt_failed", error=str(err))
-            signalled |= dict.fromkeys(delivered, Unavailable("the event store is unreachable"))
+            # Delivered: the receipts wait for the store; the 202 stands.
+            if delivered:
+                log.warning("ingest.receipts_held", events=len(delivered), error=str(err))
+                self._held.hold(events[i] for i in delivered)
         else:
             for i in delivered:
                 if events[i].customer_id in erased:
@@ -188,16 +220,22 @@ class Ingest:
         indexes: list[int],
         signalled: dict[int, Outcome],
         customer_returned: bool,
+        start: bool,
     ) -> None:
         """Signal one customer's events one after another. After a failure the rest are
         not sent, so that a resend cannot land them out of order."""
         for position, index in enumerate(indexes):
-            outcome = signalled[index] = await self._signal(events[index], customer_returned)
+            outcome = await self._signal(events[index], customer_returned, start)
+            signalled[index] = outcome
             if not isinstance(outcome, Delivered):
                 signalled |= dict.fromkeys(indexes[position + 1 :], outcome)
                 return
 
-    async def _signal(self, event: CustomerEvent, customer_returned: bool) -> Outcome:
+    async def _signal(self, event: CustomerEvent, customer_returned: bool, start: bool) -> Outcome:
+        """Signal-with-start, or, with ``start`` false (the store is down), a signal to
+        the customer's running journey only."""
+        if self._circuit.open:
+            return _TEMPORAL_DOWN
         attributes = {
             "equator.customer_id": event.customer_id,
             "equator.event_id": event.event_id,
@@ -206,22 +244,35 @@ class Ingest:
         with tracer.start_as_current_span("deliver event", attributes=attributes) as span:
             async with self._in_flight:
                 try:
-                    await send_event(
-                        self._client,
-                        self._task_queue,
-                        self._config,
-                        event,
-                        self._timeout,
-                        customer_returned,
-                    )
+                    if start:
+                        await send_event(
+                            self._client,
+                            self._task_queue,
+                            self._config,
+                            event,
+                            self._timeout,
+                            customer_returned,
+                        )
+                    else:
+                        await signal_running_journey(self._client, event, self._timeout)
                 except JourneyClosedError as err:
                     span.set_attribute("equator.outcome", "conflict")
                     return Conflict(str(err))
                 except (RPCError, RuntimeError) as err:
+                    span.set_attribute("equator.outcome", "unavailable")
+                    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+                        return _NOT_STARTED_WITHOUT_STORE
                     # RuntimeError: a lazy client that has not connected yet and cannot.
                     log.warning("ingest.temporal_unavailable", error=str(err))
+                    if not isinstance(err, RPCError) or err.status in _UNREACHABLE:
+                        self._circuit.trip(str(err))
+                    return _TEMPORAL_DOWN
+                except (SQLAlchemyError, OSError) as err:
+                    # Encrypted: the customer's data key, not in this process's cache,
+                    # is in the store.
+                    log.warning("ingest.data_key_unavailable", error=str(err))
                     span.set_attribute("equator.outcome", "unavailable")
-                    return Unavailable("Temporal is unreachable")
+                    return _KEY_UNREACHABLE
         return Delivered(duplicate=False)
 
     async def record_unmapped(self, events: Sequence[UnmappedEvent]) -> None:
@@ -368,6 +419,17 @@ _ERASED = Conflict(
     "the customer was erased; send with customer_returned=true if they came back as a new customer"
 )
 
+
+_TEMPORAL_DOWN = Unavailable("Temporal is unreachable")
+_UNREACHABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+_RETURN_WAITS = Unavailable("the event store is unreachable, and a returning customer needs it")
+_NOT_STARTED_WITHOUT_STORE = Unavailable(
+    "the event store is unreachable and the customer has no running journey: a journey "
+    "starts only once the store can say the customer was not erased"
+)
+_KEY_UNREACHABLE = Unavailable(
+    "the customer's data key is in the event store, which is unreachable"
+)
 
 _FORGETTING = Unavailable(
     "the customer was erased moments ago and their keys are still being forgotten; "

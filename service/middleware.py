@@ -1,13 +1,16 @@
-"""ASGI middleware for the ingest API: a body size limit and one log line per request.
+"""ASGI middleware for the ingest API: a bound on the requests worked on at once, a body
+size limit and one log line per request.
 
 Each request's trace span is FastAPI's own (it continues a caller's ``traceparent``)
 when a tracer provider is installed; the log line names its trace."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import structlog
 from opentelemetry import trace
@@ -20,6 +23,45 @@ log = structlog.get_logger("equator.http")
 
 class _TooLarge(Exception):
     pass
+
+
+class InFlightLimit:
+    """At most ``limit`` requests worked on at once. One that finds no room within
+    ``budget`` seconds is answered 429 with a jittered ``Retry-After`` at once, instead
+    of queueing behind the rest for tens of seconds while its caller times out and sends
+    it again. Health checks and metrics pass: a saturated API still says how it is."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        budget: float,
+        retry_after: Callable[[], dict[str, str]],
+        exempt: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"}),
+    ) -> None:
+        self.app = app
+        self.limit, self.budget = limit, budget
+        self.retry_after = retry_after
+        self.exempt = exempt
+        self._room = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout(self.budget):
+                await self._room.acquire()
+        except TimeoutError:
+            log.warning("http.saturated", path=scope["path"], in_flight=self.limit)
+            detail = f"{self.limit} requests are being worked on; retry after the pause given"
+            problem = Problem(title="Too many requests", status=429, detail=detail)
+            await _answer(send, problem, self.retry_after())
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._room.release()
 
 
 class BodyLimit:
@@ -85,19 +127,24 @@ class BodyLimit:
             status=413,
             detail=f"the body may be at most {self.max_bytes} bytes",
         )
-        body = json.dumps(problem.model_dump()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, problem, {"connection": "close"})
+
+
+async def _answer(send: Send, problem: Problem, headers: dict[str, str]) -> None:
+    """A problem answered by the middleware itself, before the app sees the request."""
+    body = json.dumps(problem.model_dump()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": problem.status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class RequestLog:

@@ -91,8 +91,11 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
             settings.encryption.key_cache_ttl,
         )
         app = create_app(Services(ingest_settings, client, store, ingest))
-        async with served(app, sock, "the ingest API") as url:
-            yield url
+        try:
+            async with served(app, sock, "the ingest API") as url:
+                yield url
+        finally:
+            await ingest.close()
     finally:
         sock.close()
         await store.close()

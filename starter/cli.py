@@ -34,6 +34,7 @@ from runtime.settings import Settings
 from runtime.telemetry import configure_tracing
 from runtime.temporal import connect, register_search_attributes, steer
 from runtime.worker import run_worker, running_worker
+from service.api_models import PublishedJourney
 from service.codec_server import running_codec_server
 from service.offer_report import offer_table
 from service.report_chart import page
@@ -64,7 +65,13 @@ from starter.personas import PersonaError, PersonaPopulation, Personas, load_per
 from starter.population import Population
 from starter.simulation import BATCH, SimulationResult, simulate, simulation_page, summary
 from starter.sweep import SweepError, parse_sweep, row, sweep_table, with_setting
-from starter.terminal import progress_of, show_details, show_journey, working
+from starter.terminal import (
+    progress_of,
+    show_details,
+    show_journey,
+    show_published,
+    working,
+)
 from workflows.calendar import Calendar, Campaign
 from workflows.config import JourneyConfig
 from workflows.journey import CustomerJourney
@@ -364,7 +371,10 @@ async def _show(settings: Settings, customer_id: str, as_json: bool) -> int:
     if as_json:
         print(view.model_dump_json(indent=2))
         return 0
-    show_journey(view, Console())
+    if isinstance(view, PublishedJourney):
+        show_published(view, Console())
+    else:
+        show_journey(view, Console())
     return 0
 
 

@@ -16,11 +16,17 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from pydantic import TypeAdapter
 
 from runtime.settings import Settings
-from service.api_models import Accepted, BatchResult
+from service.api_models import (
+    Accepted,
+    BatchResult,
+    JourneyAnswer,
+    LiveJourney,
+    PublishedJourney,
+)
 from service.problems import Problem
-from workflows.state import JourneyView
 
 LOCAL_KEY_FILE = "api-key"
 
@@ -124,9 +130,10 @@ class EquatorClient:
         response = await self._request("POST", "/v1/events:batch", json={"events": list(events)})
         return BatchResult.model_validate(response.json())
 
-    async def journey(self, customer_id: str) -> JourneyView:
+    async def journey(self, customer_id: str) -> LiveJourney | PublishedJourney:
+        """Live when the journey answered in time, else as it last published itself."""
         response = await self._request("GET", f"/v1/customers/{customer_id}/journey")
-        return JourneyView.model_validate(response.json())
+        return _JOURNEY_ANSWER.validate_python(response.json())
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self._retries + 1):
@@ -147,3 +154,6 @@ class EquatorClient:
                 title=response.reason_phrase, status=response.status_code, detail=response.text
             )
         raise ApiError(problem, response.headers.get("Retry-After"))
+
+
+_JOURNEY_ANSWER: TypeAdapter[LiveJourney | PublishedJourney] = TypeAdapter(JourneyAnswer)

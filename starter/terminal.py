@@ -13,6 +13,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.api_models import PublishedJourney
 from workflows.details import current_details
 from workflows.state import JourneyView
 
@@ -53,6 +54,31 @@ def show_journey(view: JourneyView, out: Console) -> None:
     for entry in entries:
         table.add_row(local(entry.at), entry.kind, entry.programme or "", entry.summary)
     out.print(table)
+
+
+def show_published(view: PublishedJourney, out: Console) -> None:
+    """The journey as last published, when it did not answer itself: say so first."""
+    lines = [f"{view.customer_id}: the journey did not answer in time; as last published"]
+    if view.waiting_since:
+        lines.append(f"  work waiting since {local(view.waiting_since)} (not reflected)")
+    if view.status:
+        lines.append(f"  journey: {view.status}")
+    if view.standing:
+        standing = view.standing
+        ladder = f"{standing.ladder}, step {standing.ladder_step}" if standing.ladder else None
+        lines += [
+            f"  line position: {standing.line_position or 'unknown'}",
+            f"  tier: {standing.tier or 'none'}",
+            f"  ladder: {ladder if ladder and standing.ladder != 'none' else 'none'}",
+        ]
+    if view.customer:
+        customer = view.customer
+        lines += [
+            f"  orders: {customer.order_count}, lifetime value {customer.lifetime_value}",
+            f"  customer view written {local(customer.updated_at)}",
+        ]
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

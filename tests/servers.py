@@ -108,3 +108,57 @@ async def eventually(
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+class Link:
+    """A TCP link to a real server that a test can cut and restore, as a network fault or
+    a stopped server looks to a client: the live connections reset, new ones refused."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65_536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.transport.abort()
+                self._writers.discard(sink)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+@asynccontextmanager
+async def cuttable(host: str, port: int) -> AsyncIterator[Link]:
+    link = Link((host, port))
+    await link.restore()
+    try:
+        yield link
+    finally:
+        await link.cut()

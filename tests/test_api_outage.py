@@ -1,18 +1,24 @@
-"""Temporal or the store goes down under the ingest API: 503 with Retry-After, never a
-202, and nothing accepted is lost once Temporal is back."""
+"""Temporal or the store goes down under the ingest API, or the API itself is saturated:
+what is refused says when to retry, what is accepted is applied once, and nothing
+accepted is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
-import asyncpg
+from sqlalchemy.engine import make_url
+from sqlmodel import func, select
 
+from activities.store import IngestReceipt, Store
 from runtime.credentials import new_key
 from runtime.temporal import connect
 from runtime.worker import running_worker
-from tests.conftest import POSTGRES_ADMIN_DSN, postgres_database
-from tests.ingest import ingest_api, raw_event, settings_for
-from tests.servers import dev_server, eventually, free_port
+from tests.conftest import postgres_database
+from tests.ingest import Ingest, ingest_api, raw_event, settings_for
+from tests.servers import cuttable, dev_server, eventually, free_port
 
 
 async def test_temporal_down_answers_503_and_loses_nothing(tmp_path: Path) -> None:
@@ -67,23 +73,158 @@ async def test_temporal_down_answers_503_and_loses_nothing(tmp_path: Path) -> No
             assert (state["events_applied"], state["duplicates_ignored"]) == (3, 0)
 
 
-async def test_store_down_answers_503_and_acknowledges_nothing() -> None:
+async def test_store_down_events_for_running_journeys_are_accepted_and_applied_once() -> None:
+    """The store goes away under the API and the worker (a cut link to Postgres): events
+    for a running journey are still accepted, resends still answered as duplicates, and
+    once the store is back their receipts are written and each was applied once. A new
+    customer waits: only the store can say they were not erased."""
+    key = new_key()
+    async with dev_server() as env, postgres_database() as direct:
+        url = make_url(direct)
+        async with cuttable(url.host or "127.0.0.1", url.port or 5432) as link:
+            proxied = url.set(host="127.0.0.1", port=link.port).render_as_string(
+                hide_password=False
+            )
+            settings = settings_for(env.client.service_client.config.target_host, proxied, key)
+            async with ingest_api(settings, key) as api, running_worker(env.client, settings):
+                omar, nina = "outage-omar", "outage-nina"
+                assert (await api.post("/v1/events", raw_event(omar))).status_code == 202
+                await applied(api, omar, 1)
+
+                await link.cut()
+                during = [raw_event(omar) for _ in range(3)]
+                for event in during:
+                    accepted = await api.post("/v1/events", event)
+                    assert (accepted.status_code, accepted.json()["duplicate"]) == (202, False)
+                resent = await api.post("/v1/events", during[1])
+                assert (resent.status_code, resent.json()["duplicate"]) == (202, True)
+                refused = await api.post("/v1/events", raw_event(nina))
+                assert refused.status_code == 503
+                assert 2 <= int(refused.headers["retry-after"]) <= 8
+                assert "no running journey" in refused.json()["detail"]
+                degraded = await api.http.get("/readyz")
+                assert (degraded.status_code, degraded.json()["status"]) == (200, "degraded")
+                assert degraded.json()["checks"]["store"].startswith("unreachable")
+                assert degraded.json()["checks"]["receipts_held"] == "3"
+
+                await link.restore()
+                direct_store = Store(direct)
+                try:
+                    await eventually(lambda: receipts(direct_store, omar), lambda n: n == 4, 60)
+                finally:
+                    await direct_store.close()
+                state = (await applied(api, omar, 4))["state"]
+                assert (state["events_applied"], state["duplicates_ignored"]) == (4, 0)
+                again = await api.post("/v1/events", during[2])
+                assert (again.status_code, again.json()["duplicate"]) == (202, True)
+                assert (await api.post("/v1/events", raw_event(nina))).status_code == 202
+                ready = await api.http.get("/readyz")
+                assert ready.json() == {
+                    "status": "ready",
+                    "checks": {"temporal": "ok", "store": "ok", "workers": "ok"},
+                }
+
+
+async def applied(api: Ingest, customer_id: str, events: int) -> dict[str, Any]:
+    """The journey's view once it has applied ``events``."""
+    answer = await eventually(
+        lambda: api.http.get(f"/v1/customers/{customer_id}/journey"),
+        lambda r: r.status_code == 200 and r.json()["state"]["events_applied"] >= events,
+        60,
+    )
+    view: dict[str, Any] = answer.json()
+    return view
+
+
+async def receipts(store: Store, customer_id: str) -> int:
+    async with store.reading() as session:
+        query = select(func.count()).where(IngestReceipt.customer_id == customer_id)
+        return (await session.exec(query)).one()
+
+
+async def test_a_saturated_api_answers_429_at_once() -> None:
+    """One request in flight (its body half sent) fills an API that takes one at a time:
+    the next is answered 429 with a jittered Retry-After within the budget, not queued;
+    health checks still pass; the first completes once its body arrives."""
     key = new_key()
     async with dev_server() as env, postgres_database() as database:
-        settings = settings_for(env.client.service_client.config.target_host, database, key)
+        settings = settings_for(
+            env.client.service_client.config.target_host,
+            database,
+            key,
+            max_in_flight=1,
+            in_flight_budget=0.05,
+        )
         async with ingest_api(settings, key) as api:
-            assert (await api.post("/v1/events", raw_event("store-stan"))).status_code == 202
-
-            admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-            name = database.rsplit("/", 1)[1]
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            await admin.close()
-
-            refused = await api.post("/v1/events", raw_event("store-stan"))
-            assert refused.status_code == 503
+            body = json.dumps(raw_event("busy-bea")).encode()
+            host, port = api.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            head = (
+                f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            writer.write(head.encode() + body[:10])
+            await writer.drain()
+            # The held request has its slot once the API answers others with 429.
+            refused = await eventually(
+                lambda: api.post("/v1/events", raw_event("busy-bea")),
+                lambda r: r.status_code == 429,
+            )
             assert 2 <= int(refused.headers["retry-after"]) <= 8
-            assert "event store is unreachable" in refused.json()["detail"]
-            not_ready = await api.http.get("/readyz")
-            assert not_ready.status_code == 503
-            assert not_ready.json()["checks"]["store"].startswith("unreachable")
-            assert not_ready.json()["checks"]["temporal"] == "ok"
+            assert refused.json()["title"] == "Too many requests"
+            assert (await api.http.get("/healthz")).status_code == 200
+
+            writer.write(body[10:])
+            await writer.drain()
+            status_line = await reader.readline()
+            assert status_line.startswith(b"HTTP/1.1 202")
+            writer.close()
+            await eventually(
+                lambda: api.post("/v1/events", raw_event("busy-bea")),
+                lambda r: r.status_code == 202,
+            )
+
+
+async def test_the_journey_view_answers_from_what_was_published_while_no_worker_runs() -> None:
+    key = new_key()
+    async with dev_server() as env, postgres_database() as database:
+        settings = settings_for(
+            env.client.service_client.config.target_host,
+            database,
+            key,
+            journey_query_timeout=0.5,
+        )
+        quinn = "quiet-quinn"
+        async with ingest_api(settings, key) as api:
+            async with running_worker(env.client, settings):
+                for _ in range(2):
+                    assert (await api.post("/v1/events", raw_event(quinn))).status_code == 202
+                live = await applied(api, quinn, 2)
+                assert live["freshness"] == "live"
+
+            # No worker: the query goes unanswered, the published view answers.
+            answer = await api.http.get(f"/v1/customers/{quinn}/journey")
+            assert answer.status_code == 200
+            published = answer.json()
+            assert published["freshness"] == "published"
+            assert published["status"] == "running"
+            standing = published["standing"]
+            assert standing["line_position"] == live["state"]["line_position"]
+            assert standing["lifetime_value"] == 39.98
+            assert (standing["ladder"], standing["ladder_step"]) == ("none", 0)
+            assert published["customer"]["order_count"] == 2
+            assert published["customer"]["customer_id"] == quinn
+
+            # An event arrives that no worker takes: the view says since when it waits.
+            assert (await api.post("/v1/events", raw_event(quinn))).status_code == 202
+            waiting = (await api.http.get(f"/v1/customers/{quinn}/journey")).json()
+            assert waiting["freshness"] == "published"
+            assert waiting["waiting_since"] is not None
+            assert waiting["customer"]["order_count"] == 2
+            nobody = await api.http.get("/v1/customers/nobody-nell/journey")
+            assert nobody.status_code == 404
+
+            async with running_worker(env.client, settings):
+                again = await applied(api, quinn, 3)
+                assert again["freshness"] == "live"

@@ -28,11 +28,11 @@ from temporalio.client import Client
 
 from activities.store import LedgerEvent, Store
 from runtime.credentials import Scope, hash_key, new_key
+from service.api_models import LiveJourney
 from starter.client import ApiError, EquatorClient, event_body
 from tests.conftest import postgres_database
 from tests.servers import dev_server, eventually, free_port
 from tests.test_docker import dockerfile, healthcheck
-from workflows.state import JourneyView
 
 pytestmark = pytest.mark.devserver
 
@@ -140,11 +140,12 @@ async def test_two_workers_and_two_apis_on_postgres_apply_each_event_once(
         for n, event in enumerate(events):
             assert (await apis[(n + 1) % 2].send(event)).duplicate
 
-        async def journey() -> JourneyView | None:
+        async def journey() -> LiveJourney | None:
             try:
-                return await apis[0].journey(customer)
+                view = await apis[0].journey(customer)
             except ApiError:  # not yet answerable
                 return None
+            return view if isinstance(view, LiveJourney) else None
 
         view = await eventually(
             journey, lambda v: v is not None and v.state.events_applied >= EVENTS, within=30
