@@ -346,6 +346,31 @@ class AuditEntry(SQLModel, table=True):
     detail: str = Field(default="", max_length=256)
 
 
+class FeedOutage(SQLModel, table=True):
+    """A stretch in which events could not reach the journeys: the ingest found Temporal
+    unreachable, no ingest process was up, or ops say a source was out. A journey about
+    to flatline asks for these, so that an outage is not taken for silence
+    (``activities/feed.py``)."""
+
+    __tablename__ = "feed_outage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _time(index=True)
+    # Null while it lasts.
+    ended_at: datetime | None = _time(default=None)
+    cause: str = Field(max_length=256)
+
+
+class IngestHeartbeat(SQLModel, table=True):
+    """Each ingest process's last sign of life, every ``HEARTBEAT_EVERY``: when none is
+    recent, no process takes events, and the feed is out."""
+
+    __tablename__ = "ingest_heartbeat"
+
+    process_id: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = _time(index=True)
+
+
 class AnonymousIdentity(SQLModel, table=True):
     """An anonymous visitor (the tracking spec's ``anonymousId``) known to be a customer,
     once an ``identify`` or an ``alias`` said so: their later events go to the customer."""

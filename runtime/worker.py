@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.feed import FeedActivities
 from activities.campaigns import CampaignActivities
 from activities.courier import Courier
 from activities.data_keys import KeyShredder
@@ -59,6 +60,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     engagements = EngagementActivities(store, settings.worker.offer_seed, courier.wake)
     erasure = ErasureActivities(store)
     audit = AuditActivities(store)
+    feed = FeedActivities(store)
     campaigns = CampaignActivities(store)
     fan_out = FanOutActivities(client, settings.task_queue, settings.journey)
     worker = Worker(
@@ -79,6 +81,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             engagements.choose_offer,
             erasure.erase_customer,
             audit.record_audit,
+            feed.feed_outages,
             campaigns.record_campaign_contacts,
             campaigns.audience_page,
             campaigns.campaign_results,

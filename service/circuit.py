@@ -23,9 +23,14 @@ PROBE_EVERY = timedelta(seconds=1)
 
 class Circuit:
     def __init__(
-        self, probe: Callable[[], Awaitable[object]], every: timedelta = PROBE_EVERY
+        self,
+        probe: Callable[[], Awaitable[object]],
+        every: timedelta = PROBE_EVERY,
+        opened: Callable[[], None] = lambda: None,
+        closed: Callable[[], None] = lambda: None,
     ) -> None:
         self._probe, self._every = probe, every.total_seconds()
+        self._opened, self._closed = opened, closed
         self._probing: asyncio.Task[None] | None = None
 
     @property
@@ -37,6 +42,7 @@ class Circuit:
         if not self.open:
             log.warning("circuit.opened", error=error)
             self._probing = asyncio.create_task(self._probe_until_through())
+            self._opened()
 
     async def close(self) -> None:
         """Stop probing (the process is stopping)."""
@@ -53,4 +59,5 @@ class Circuit:
             except Exception:  # still unreachable, whatever the form of the failure
                 continue
             log.info("circuit.closed")
+            self._closed()
             return

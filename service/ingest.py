@@ -49,6 +49,7 @@ from activities.store import (
 from runtime.telemetry import tracer
 from runtime.temporal import send_event, signal_running_journey
 from service.circuit import Circuit
+from service.feed_watch import FeedWatch
 from service.receipts import HeldReceipts
 from workflows.config import JourneyConfig
 from workflows.events import CustomerEvent
@@ -112,7 +113,13 @@ class Ingest:
         # How long another process may still hold an erased customer's data key.
         self._key_cache_ttl = key_cache_ttl
         self._in_flight = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
-        self._circuit = Circuit(lambda: client.service_client.check_health(timeout=self._timeout))
+        # The feed's outages, as the ingest sees them: for journeys about to flatline.
+        self._feed = FeedWatch(store)
+        self._circuit = Circuit(
+            lambda: client.service_client.check_health(timeout=self._timeout),
+            opened=self._feed.temporal_lost,
+            closed=self._feed.temporal_back,
+        )
         self._held = HeldReceipts(self._record, digest)
 
     @property
@@ -129,9 +136,13 @@ class Ingest:
         """Receipts waiting for the store."""
         return len(self._held)
 
+    async def start(self) -> None:
+        await self._feed.start()
+
     async def close(self) -> None:
         await self._circuit.close()
         await self._held.close()
+        await self._feed.close()
 
     async def deliver(
         self, events: Sequence[CustomerEvent], customer_returned: bool = False

@@ -91,6 +91,7 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
             settings.encryption.key_cache_ttl,
         )
         app = create_app(Services(ingest_settings, client, store, ingest))
+        await ingest.start()
         try:
             async with served(app, sock, "the ingest API") as url:
                 yield url

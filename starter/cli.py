@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 
 from activities.audit import trail as audit_trail
 from activities.data_keys import new_master_key
+from activities.feed import Feed, outages_since
 from activities.store import Store
 from runtime.credentials import Scope, hash_key, new_key
 from runtime.logging import configure_logging
@@ -146,6 +147,19 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--customer", help="only this customer's (erased or not)")
     audit.add_argument("--since", type=_moment, help="from this time on (RFC 3339, or a date)")
     audit.add_argument("--json", action="store_true", help="one JSON object per entry")
+
+    feed = commands.add_parser(
+        "feed", help="the feed's outages, which journeys do not take for customers' silence"
+    )
+    feed_actions = feed.add_subparsers(dest="action", required=True)
+    outage = feed_actions.add_parser(
+        "outage", help="record that events could not arrive (a source was out) for a while"
+    )
+    outage.add_argument("--from", dest="started_at", type=_moment, required=True)
+    outage.add_argument("--to", dest="ended_at", type=_moment, help="omit while it lasts")
+    outage.add_argument("--cause", required=True, help="what was out, for the timelines")
+    outages = feed_actions.add_parser("outages", help="the outages known, newest first")
+    outages.add_argument("--since", type=_moment, help="those ending from this time on")
 
     simulate = commands.add_parser(
         "simulate",
@@ -428,6 +442,37 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _feed(settings: Settings, args: argparse.Namespace) -> int:
+    """Ops' word on the feed, in the store that journeys ask before a flatline."""
+    store = Store(settings.database_url)
+    try:
+        await store.migrate()
+        if args.action == "outage":
+            if args.ended_at is not None and args.ended_at <= args.started_at:
+                raise FeedError("--to must come after --from")
+            await Feed(store, "ops").began(args.started_at, args.cause, args.ended_at)
+            print(f"recorded: {outage_line(args.started_at, args.ended_at, args.cause)}")
+            return 0
+        since = args.since or datetime.min.replace(tzinfo=UTC)
+        found = await outages_since(store, since)
+    finally:
+        await store.close()
+    for outage in reversed(found):
+        print(outage_line(outage.started_at, outage.ended_at, outage.cause))
+    if not found:
+        print("no outages known")
+    return 0
+
+
+def outage_line(started_at: datetime, ended_at: datetime | None, cause: str) -> str:
+    end = f"{ended_at:%Y-%m-%dT%H:%M:%SZ}" if ended_at else "not over"
+    return f"{started_at:%Y-%m-%dT%H:%M:%SZ} to {end}  {cause}"
+
+
+class FeedError(ValueError):
+    pass
+
+
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
     """Read from the store itself, like the report."""
     store = Store(settings.database_url)
@@ -662,6 +707,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 return asyncio.run(_report(settings, args))
             case "audit":
                 return asyncio.run(_audit(settings, args))
+            case "feed":
+                return asyncio.run(_feed(settings, args))
             case "simulate":
                 return asyncio.run(_simulate(settings, args))
             case "fit":
@@ -691,6 +738,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         PersonaError,
         HistoryError,
         FitError,
+        FeedError,
         SweepError,
         RuntimeError,
         OSError,

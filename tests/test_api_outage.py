@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
-from activities.store import IngestReceipt, Store
+from activities.feed import NO_INGEST, outages_since
+from activities.store import IngestHeartbeat, IngestReceipt, Store
 from runtime.credentials import new_key
 from runtime.temporal import connect
 from runtime.worker import running_worker
+from service.feed_watch import TEMPORAL_UNREACHABLE
 from tests.conftest import postgres_database
 from tests.ingest import Ingest, ingest_api, raw_event, settings_for
 from tests.servers import cuttable, dev_server, eventually, free_port
@@ -71,6 +74,42 @@ async def test_temporal_down_answers_503_and_loses_nothing(tmp_path: Path) -> No
                 )
             state = journey.json()["state"]
             assert (state["events_applied"], state["duplicates_ignored"]) == (3, 0)
+        # The refusals are on record as the feed's outage, for journeys about to flatline.
+        [outage] = await outages_since(api.store, datetime.now(UTC) - timedelta(hours=1))
+        assert outage.cause == TEMPORAL_UNREACHABLE
+        assert outage.ended_at is not None
+        assert outage.started_at < outage.ended_at
+
+
+async def test_the_first_ingest_up_after_none_was_records_the_gap(tmp_path: Path) -> None:
+    """No heartbeat for ten minutes: journeys hear of an outage not over; the first API
+    process up records it as over, and beats."""
+    key = new_key()
+    database = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
+    store = Store(database)
+    await store.migrate()
+    ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)
+    async with store.transaction() as session:
+        session.add(IngestHeartbeat(process_id="gone", seen_at=ten_minutes_ago))
+    try:
+        [ongoing] = await outages_since(store, ten_minutes_ago - timedelta(days=1))
+        assert (ongoing.cause, ongoing.started_at, ongoing.ended_at) == (
+            NO_INGEST,
+            ten_minutes_ago,
+            None,
+        )
+        async with dev_server() as env:
+            settings = settings_for(env.client.service_client.config.target_host, database, key)
+            async with ingest_api(settings, key):
+                [gap] = await outages_since(store, ten_minutes_ago - timedelta(days=1))
+                assert (gap.cause, gap.started_at) == (NO_INGEST, ten_minutes_ago)
+                assert gap.ended_at is not None
+                assert gap.ended_at > ten_minutes_ago
+                async with store.reading() as session:
+                    beats = (await session.exec(select(IngestHeartbeat))).all()
+                assert len(beats) == 2
+    finally:
+        await store.close()
 
 
 async def test_store_down_events_for_running_journeys_are_accepted_and_applied_once() -> None:

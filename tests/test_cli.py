@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities import audit
+from activities.feed import Feed
 from activities.store import Store
 from runtime.credentials import Scope, Source, hash_key, source_for_key
 from runtime.worker import running_worker
@@ -131,6 +132,30 @@ async def test_a_bad_setting_is_named_as_it_was_set() -> None:
     assert code == 2
     assert err.startswith("equator: EQUATOR_INGEST__PORT: Input should be a valid integer")
     assert "Traceback" not in err
+
+
+async def test_ops_record_a_feed_outage_and_list_the_outages(tmp_path: Path) -> None:
+    environment = {"EQUATOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'equator.db'}"}
+    code, _, err = await run_equator(
+        "feed", "outage", "--from", "2026-11-29T10:00:00Z", "--to", "2026-11-29T09:00:00Z",
+        "--cause", "till export failed", environment=environment,
+    )  # fmt: skip
+    assert code == 1
+    assert err == "equator: --to must come after --from\n"
+    code, out, _ = await run_equator(
+        "feed", "outage", "--from", "2026-11-29T10:00:00Z", "--to", "2026-11-29T16:30:00Z",
+        "--cause", "till export failed", environment=environment,
+    )  # fmt: skip
+    assert code == 0
+    assert out == "recorded: 2026-11-29T10:00:00Z to 2026-11-29T16:30:00Z  till export failed\n"
+    store = Store(environment["EQUATOR_DATABASE_URL"])
+    await Feed(store, "ops").began(datetime(2026, 11, 30, tzinfo=UTC), "webhooks off")
+    await store.close()
+    code, out, _ = await run_equator("feed", "outages", environment=environment)
+    assert out.splitlines() == [
+        "2026-11-30T00:00:00Z to not over  webhooks off",
+        "2026-11-29T10:00:00Z to 2026-11-29T16:30:00Z  till export failed",
+    ]
 
 
 async def test_the_audit_is_printed_for_a_customer_erased_or_not(tmp_path: Path) -> None:

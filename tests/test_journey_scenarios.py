@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from activities.feed import Feed
 from activities.journeys import JourneyClosedError
 from activities.store import Customer, Engagement, LedgerEvent, OutboxMessage, Store, WalletEntry
 from runtime.temporal import request_erasure
@@ -58,6 +59,30 @@ async def world(time_skipping_env: WorkflowEnvironment, db_url: str) -> AsyncIte
 
 def kinds(view: JourneyView) -> list[str]:
     return [entry.kind for entry in view.state.timeline]
+
+
+async def test_a_feed_outage_within_the_silence_starts_no_ladder_it_alone_explains(
+    time_skipping_env: WorkflowEnvironment, world: Scenario, db_url: str
+) -> None:
+    """The feed was out 10 of the 30 silent days (ops recorded it): the journey asks
+    before it flatlines, and the flatline comes 10 days later, not sooner."""
+    env = time_skipping_env
+    start = await now(env)
+    await world.send(event("outage-otto", "purchase", start, amount=120))
+    store = Store(db_url)
+    try:
+        await Feed(store, "ops").began(start + days(5), "till export failed", start + days(15))
+    finally:
+        await store.close()
+    await sleep_until(env, start + days(31))
+    view = await world.view("outage-otto")
+    assert remediation(view).ladder is None
+    [excused] = [e for e in view.state.timeline if e.kind == "silence_excused"]
+    assert "the feed was out for 10 days of the silence (till export failed)" in excused.summary
+    await sleep_until(env, start + days(39))
+    assert remediation(await world.view("outage-otto")).ladder is None
+    await sleep_until(env, start + days(41))
+    assert climbing(await world.view("outage-otto")).cause == "silence"
 
 
 async def test_silence_climbs_the_ladder_step_by_step(

@@ -11,13 +11,15 @@ from pydantic import ValidationError
 from testkit.moments import CONFIG, T0, apply, begun, ev
 from tests.journeys import NO_HOLDOUTS
 from workflows.config import JourneyConfig
+from workflows.contracts import FeedOutage
 from workflows.events import EVENT_TABLE, EventType, Response, polarity
 from workflows.ladders import SILENCE, Ladder, LadderStep
 from workflows.programme import Engagement, Journey
 from workflows.programmes.remediation import RemediationState, cost_ceiling
 from workflows.registry import REMEDIATION
-from workflows.silence import silence_window
+from workflows.silence import feed_out, silence_window
 from workflows.state import JourneyState, LinePosition
+from workflows.timeline import lasting
 
 
 def weekly(n: int) -> list[datetime]:
@@ -127,6 +129,69 @@ def wants(state: JourneyState, at: datetime) -> list[Engagement]:
     journey = Journey(state, CONFIG, at)
     REMEDIATION.tick(journey, remediation(state))
     return REMEDIATION.wants(journey, remediation(state))
+
+
+def outage(start_day: float, end_day: float | None, cause: str = "till export") -> FeedOutage:
+    end = T0 + timedelta(days=end_day) if end_day is not None else None
+    return FeedOutage(started_at=T0 + timedelta(days=start_day), ended_at=end, cause=cause)
+
+
+def test_lengths_of_time_read_in_their_two_largest_units() -> None:
+    assert lasting(timedelta(days=10)) == "10 days"
+    assert lasting(timedelta(days=2, hours=3, minutes=4)) == "2 days 3 hours"
+    assert lasting(timedelta(minutes=1, seconds=5)) == "1 minute 5 seconds"
+    assert lasting(timedelta(0)) == "0 seconds"
+
+
+def test_feed_out_counts_each_moment_of_the_silence_once() -> None:
+    now = T0 + timedelta(days=30)
+    assert feed_out([], T0, now) == timedelta(0)
+    # Before the silence, after now, and overlapping each other: counted once, clipped.
+    outages = [outage(-5, 2), outage(1, 4), outage(10, 12), outage(11, 11.5), outage(29, None)]
+    assert feed_out(outages, T0, now) == timedelta(days=4 + 2 + 1)
+    assert feed_out([outage(-9, -1), outage(31, 40)], T0, now) == timedelta(0)
+
+
+def ticked(state: JourneyState, at: datetime, outages: list[FeedOutage]) -> Journey:
+    journey = Journey(state, CONFIG, at, feed_outages=outages)
+    found = REMEDIATION.state_in(state)
+    assert found is not None
+    assert REMEDIATION.silent_since(journey, found) == T0
+    REMEDIATION.tick(journey, found)
+    return journey
+
+
+def test_an_outage_within_the_silence_moves_the_flatline_by_its_length() -> None:
+    """Silence 30 days from T0; the feed was out 10 of them: no flatline until day 40,
+    and asking again at day 40 about the same outage does not move it twice."""
+    state = begun()
+    apply(state, ev("purchase", amount=5))
+    assert REMEDIATION.silent_since(Journey(state, CONFIG, T0 + timedelta(days=29)),
+                                    remediation(state)) is None  # fmt: skip
+    journey = ticked(state, T0 + timedelta(days=30), [outage(5, 15)])
+    assert remediation(state).ladder is None
+    assert remediation(state).silence_deadline == T0 + timedelta(days=40)
+    [note] = [e for e in state.timeline if e.kind == "silence_excused"]
+    assert "the feed was out for 10 days of the silence (till export)" in note.summary
+    assert journey.reports == []
+    ticked(state, T0 + timedelta(days=40), [outage(5, 15)])
+    assert remediation(state).ladder is not None
+    assert remediation(state).ladder.cause == "silence"  # type: ignore[union-attr]
+
+
+def test_an_outage_not_over_keeps_moving_the_flatline() -> None:
+    state = begun()
+    apply(state, ev("purchase", amount=5))
+    ticked(state, T0 + timedelta(days=30), [outage(28, None)])
+    assert remediation(state).silence_deadline == T0 + timedelta(days=32)
+    ticked(state, T0 + timedelta(days=32), [outage(28, None)])
+    assert remediation(state).silence_deadline == T0 + timedelta(days=34)
+    assert remediation(state).ladder is None
+    # Over at day 33: five days counted in all, so day 35; a purchase starts afresh.
+    ticked(state, T0 + timedelta(days=34), [outage(28, 33)])
+    assert remediation(state).silence_deadline == T0 + timedelta(days=35)
+    apply(state, ev("purchase", T0 + timedelta(days=34), "2", amount=5), T0 + timedelta(days=34))
+    assert remediation(state).feed_out == timedelta(0)
 
 
 def test_flatline_waits_for_the_deadline() -> None:

@@ -62,7 +62,7 @@ async def test_a_run_that_begins_on_this_release_marks_one_patch_and_newer_ones(
     # only changes newer than the release mark their own (this run is steered by an
     # operator, then ends erased).
     marked = patches_marked(await play())
-    assert marked == [RELEASE, Patch.OPERATOR_AUDIT, Patch.ERASURE_UNINDEXED]
+    assert marked == [RELEASE, Patch.FEED_OUTAGES, Patch.OPERATOR_AUDIT, Patch.ERASURE_UNINDEXED]
 
 
 def test_a_run_that_began_on_0_1_kept_its_own_patches() -> None:

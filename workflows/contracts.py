@@ -29,6 +29,7 @@ AUDIENCE_PAGE = "audience_page"
 SIGNAL_AUDIENCE = "signal_audience"
 CAMPAIGN_RESULTS = "campaign_results"
 RECORD_AUDIT = "record_audit"
+FEED_OUTAGES = "feed_outages"
 
 
 class RecordEventsRequest(BaseModel):
@@ -132,6 +133,25 @@ class AuditRecord(BaseModel):
 
 class RecordAuditRequest(BaseModel):
     entries: list[AuditRecord]
+
+
+class FeedOutagesRequest(BaseModel):
+    """The outages known since a silence began."""
+
+    since: datetime
+
+
+class FeedOutage(BaseModel):
+    """A stretch in which events could not reach the journeys (the ingest down, Temporal
+    unreachable, a source that ops say was out); ``ended_at`` None: not over yet."""
+
+    started_at: datetime
+    ended_at: datetime | None = None
+    cause: str
+
+
+class FeedOutages(BaseModel):
+    outages: list[FeedOutage] = Field(default_factory=list)
 
 
 class EraseResult(BaseModel):

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         CHOOSE_OFFER,
         ERASE_CUSTOMER,
+        FEED_OUTAGES,
         RECORD_ATTRIBUTIONS,
         RECORD_AUDIT,
         RECORD_EVENTS,
@@ -46,6 +47,9 @@ with workflow.unsafe.imports_passed_through():
         EraseRequest,
         EraseResult,
         ErasureRequest,
+        FeedOutage,
+        FeedOutages,
+        FeedOutagesRequest,
         OfferChoiceRequest,
         Outcome,
         RecordAttributionsRequest,
@@ -87,9 +91,9 @@ ENGAGEMENT_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["UnknownChannel", "DeliveryRefused"],
 )
-# A choice among offers is a read: if the store cannot answer soon, the step makes its
-# own offer rather than wait.
-CHOICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+# Reads the journey can do without (a choice among offers, the feed's outages): if the
+# store cannot answer soon, it goes on without (the step's own offer, no outage known).
+READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
 
 def journey_id(customer_id: str) -> str:
@@ -437,6 +441,9 @@ class CustomerJourney:
         state = programme.state_in(self._state)
         if state is None:
             return
+        since = programme.silent_since(journey, state)
+        if since is not None and workflow.patched(Patch.FEED_OUTAGES):
+            journey.feed_outages = await self._feed_outages(since)
         state = programme.tick(journey, state)
         programme.put(self._state, state)
         self._told(journey)
@@ -510,6 +517,23 @@ class CustomerJourney:
         programme.put(self._state, after)
         self._told(journey)
 
+    async def _feed_outages(self, since: datetime) -> list[FeedOutage]:
+        """The feed's known outages since ``since``, read in a local activity (replay
+        reads the answer from history). None known if the store cannot say in time: a
+        flatline is then judged as it always was."""
+        try:
+            found: FeedOutages = await workflow.execute_local_activity(
+                FEED_OUTAGES,
+                FeedOutagesRequest(since=since),
+                result_type=FeedOutages,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=READ_RETRY,
+                summary="the feed's outages within the silence",
+            )
+        except ActivityError:
+            return []
+        return found.outages
+
     async def _choose_offer(self, programme: str, engagement: Engagement) -> Engagement:
         """Which of the engagement's offers to make, by Thompson sampling over what each
         recovered for the customer's cohort. Drawn in an activity, so that replay reads
@@ -530,7 +554,7 @@ class CustomerJourney:
                 request,
                 result_type=Choice,
                 start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=CHOICE_RETRY,
+                retry_policy=READ_RETRY,
                 summary=f"choose among {', '.join(engagement.arms)}",
             )
         except ActivityError as err:

@@ -110,5 +110,5 @@ def end(journey: Journey, request: OperatorRequest) -> None:
     remediation, run = climbing
     remediation.ladder = None
     journey.state.line_position = LinePosition.EQUATOR
-    remediation.silence_deadline = REMEDIATION.silence_deadline(journey, remediation)
+    REMEDIATION.rearm(journey, remediation)
     journey.note("ladder_ended", f"{run.cause} ladder ended" + _said(request))

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from workflows import timeline
 from workflows.cohorts import Cohort
 from workflows.config import JourneyConfig
+from workflows.contracts import FeedOutage
 from workflows.events import CustomerEvent, EventType
 from workflows.patches import Patch
 from workflows.state import JourneyState, OutcomeDue
@@ -149,6 +150,9 @@ class Journey:
     reports: list[Report] = field(default_factory=list)
     # Events programmes raise themselves (an email left unopened): applied like any other.
     raised: list[dict[str, Any]] = field(default_factory=list)
+    # The feed's outages since the silence a programme is about to act on began (asked
+    # for it by ``Programme.silent_since``): empty where none are known or none asked.
+    feed_outages: list[FeedOutage] = field(default_factory=list)
 
     def note(
         self,
@@ -265,6 +269,12 @@ class Programme(Generic[S]):
     def cohort_changed(self, journey: Journey, state: S | None, was: Cohort | None) -> S | None:
         """The cohort moved from ``was`` to ``journey.state.cohort``."""
         return state
+
+    def silent_since(self, journey: Journey, state: S) -> datetime | None:
+        """When a silence began that the programme would act on in this turn's ``tick``:
+        the journey then asks for the feed's outages since (``Journey.feed_outages``)
+        first, so that an outage is not taken for the customer's silence."""
+        return None
 
     def tick(self, journey: Journey, state: S) -> S | None:
         """Time has passed: a silence becomes a flatline, a sequence ends."""

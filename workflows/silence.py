@@ -7,6 +7,7 @@ import statistics
 from datetime import datetime, timedelta
 
 from workflows.config import JourneyConfig
+from workflows.contracts import FeedOutage
 
 
 def median_gap(purchase_times: list[datetime]) -> timedelta | None:
@@ -25,3 +26,22 @@ def silence_window(purchase_times: list[datetime], config: JourneyConfig) -> tim
         return config.silence_default
     window = gap * config.silence_multiplier
     return min(max(window, config.silence_min), config.silence_max)
+
+
+def feed_out(outages: list[FeedOutage], since: datetime, now: datetime) -> timedelta:
+    """How much of the silence from ``since`` to ``now`` the feed was known to be out
+    (overlapping outages counted once; one not over yet runs to ``now``): time in which
+    the customer's events could not have arrived, so no evidence of silence."""
+    spans = sorted(
+        (max(o.started_at, since), min(o.ended_at or now, now))
+        for o in outages
+        if o.started_at < now and (o.ended_at is None or o.ended_at > since)
+    )
+    out = timedelta(0)
+    reached = since
+    for start, end in spans:
+        start = max(start, reached)
+        if end > start:
+            out += end - start
+            reached = end
+    return out

@@ -7,8 +7,8 @@ duplicate, a flatline, ladder steps, a win, a return ladder, dormancy, a campaig
 twice and converted; since 0.2 the welcome, milestones, a cross-sell, an unopened email
 raised by the journey, a bounce and a new address, a failed payment's ladder, pivot
 care, a lapse and its winback answered by feedback; since the audit, an operator's
-pause and resume; an erasure) on the
-time-skipping server and writes its history to ``tests/histories/NAME.json``.
+pause and resume; since the feed's outages, a flatline moved on by one; an erasure) on
+the time-skipping server and writes its history to ``tests/histories/NAME.json``.
 Committed histories must keep replaying: that is what says a change to workflow code
 is safe for running journeys, or needs ``workflow.patched``.
 """
@@ -23,6 +23,8 @@ from typing import Any
 
 from temporalio.client import WorkflowHistory
 
+from activities.feed import Feed
+from activities.store import Store
 from runtime.temporal import request_erasure, steer
 from testkit import scenario, time_skipping_server
 from tests.journeys import NEVER_QUIET, NO_HOLDOUTS, days, event, now, sleep_until
@@ -50,6 +52,12 @@ async def play() -> WorkflowHistory:
             first = event("golden", "purchase", start, "g1", amount=90, category="trousers")
             handle = await world.send(first)
             await world.send(first)
+            # The feed was out two days of her first silence: the flatline comes later.
+            store = Store(db_url)
+            try:
+                await Feed(store, "ops").began(start + days(3), "till export", start + days(5))
+            finally:
+                await store.close()
             delivered = {"message_id": "m1"}
             await world.send(event("golden", "email_delivered", start, "d1", **delivered))
             await handle.signal("event", {"event_id": "bad", "type": "teleport"})

@@ -27,9 +27,9 @@ from workflows.ladders import DORMANT, SILENCE, VIP_CARE_TICKET, Ladder, LadderS
 from workflows.patches import Patch
 from workflows.programme import Contact, Deadline, Engagement, Journey, Programme
 from workflows.programmes.pivot_care import cared_for
-from workflows.silence import silence_window
+from workflows.silence import feed_out, silence_window
 from workflows.state import LinePosition
-from workflows.timeline import money
+from workflows.timeline import lasting, money, when
 
 
 class LadderRun(BaseModel):
@@ -57,6 +57,8 @@ class LadderRun(BaseModel):
 class RemediationState(BaseModel):
     # When silence becomes a flatline (or, while dormant, the next check-in is due).
     silence_deadline: datetime | None = None
+    # How far the deadline was moved for the feed's outages within this silence.
+    feed_out: timedelta = timedelta(0)
     dormant: bool = False
     ladder: LadderRun | None = None
     runs: int = 0
@@ -101,7 +103,7 @@ class Remediation(Programme[RemediationState]):
 
     def begin(self, journey: Journey) -> RemediationState:
         state = RemediationState()
-        state.silence_deadline = self.silence_deadline(journey, state)
+        self.rearm(journey, state)
         return state
 
     def steps_of(self, run: LadderRun) -> tuple[LadderStep, ...]:
@@ -109,6 +111,11 @@ class Remediation(Programme[RemediationState]):
         ladder = self.ladders.get(run.cause)
         steps = ladder.steps if ladder else ()
         return (VIP_CARE_TICKET, *steps) if run.vip_care else steps
+
+    def rearm(self, journey: Journey, state: RemediationState) -> None:
+        """A new silence (or dormant cadence) starts now."""
+        state.silence_deadline = self.silence_deadline(journey, state)
+        state.feed_out = timedelta(0)
 
     def silence_deadline(self, journey: Journey, state: RemediationState) -> datetime:
         if state.dormant:
@@ -156,7 +163,7 @@ class Remediation(Programme[RemediationState]):
         elif response is not Response.NONE and journey.patched(Patch.RELEASE_0_2):
             self._responded(journey, run, event)
         if state.ladder is None:
-            state.silence_deadline = self.silence_deadline(journey, state)
+            self.rearm(journey, state)
         return state
 
     @staticmethod
@@ -234,6 +241,12 @@ class Remediation(Programme[RemediationState]):
             step=run.step + 1,
         )
 
+    def silent_since(self, journey: Journey, state: RemediationState) -> datetime | None:
+        deadline = state.silence_deadline
+        if state.ladder is not None or state.dormant or deadline is None or journey.now < deadline:
+            return None
+        return journey.state.profile.last_activity_at
+
     def tick(self, journey: Journey, state: RemediationState) -> RemediationState:
         self._flatline_if_silent(journey, state)
         return state
@@ -279,6 +292,8 @@ class Remediation(Programme[RemediationState]):
             return
         if state.dormant:
             self.start(journey, state, DORMANT, "dormant cadence elapsed", care=False)
+        elif self._feed_was_out(journey, state):
+            return
         else:
             profile = journey.state.profile
             last = profile.last_activity_at
@@ -298,6 +313,28 @@ class Remediation(Programme[RemediationState]):
             cause=state.ladder.cause,
             ladder=state.ladder.run_id,
         )
+
+    def _feed_was_out(self, journey: Journey, state: RemediationState) -> bool:
+        """Moves the deadline on by the feed's outages within the silence not yet counted
+        (the customer's events could not have arrived then); whether it is still ahead."""
+        since = journey.state.profile.last_activity_at
+        if since is None or state.silence_deadline is None:
+            return False
+        out = feed_out(journey.feed_outages, since, journey.now)
+        if out <= state.feed_out:
+            return False
+        state.silence_deadline += out - state.feed_out
+        state.feed_out = out
+        if journey.now >= state.silence_deadline:
+            return False
+        causes = ", ".join(sorted({o.cause for o in journey.feed_outages}))
+        journey.note(
+            "silence_excused",
+            f"the feed was out for {lasting(out)} of the silence ({causes}): "
+            f"no flatline before {when(state.silence_deadline)}",
+            programme=self.name,
+        )
+        return True
 
     def _step_due(self, journey: Journey, state: RemediationState) -> LadderStep | None:
         """The step to send now, if any. Closes an expired response window first, and
@@ -341,7 +378,7 @@ class Remediation(Programme[RemediationState]):
         state.ladder = None
         state.dormant = True
         journey.state.line_position = LinePosition.BELOW
-        state.silence_deadline = self.silence_deadline(journey, state)
+        self.rearm(journey, state)
         journey.note("dormant", why, programme=self.name)
 
     def sent(
