@@ -71,7 +71,7 @@ TICK_PATIENCE = timedelta(hours=1)
 # Signals in flight at once.
 CONCURRENCY = 64
 # Customers per time-skipping server, by default.
-BATCH = 500
+BATCH = 1_000
 
 C = TypeVar("C")
 

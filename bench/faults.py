@@ -1,0 +1,341 @@
+"""Faults under load: what the product acknowledges, applies, loses and duplicates while
+its parts go down, how long the ingest refuses events around each fault, and how fast it
+answers once the fault is over.
+
+    .venv/bin/python -m bench.faults [--rate 20] [--customers 200] [--outage 30]
+        [--after 60] [--code DIR]
+
+Runs as deployed: a dev server persisted to a file, the worker and `equator api` each in
+a process of its own, on PostgreSQL reached through a TCP link the benchmark can cut.
+A source posts purchases at ``--rate`` a second round ``--customers`` customers (each
+warmed up with one first), open loop; it retries each event until it is acknowledged
+(202) or refused for good (409), waiting what ``Retry-After`` says, or a second after a
+connection error, as a careful source does. Then, in turn, each for ``--outage`` seconds
+and followed by ``--after`` seconds of load: the worker killed (SIGKILL) and started
+again; the dev server stopped and started again on its file; the API killed and started
+again; the store's link cut and restored. Then every acknowledged event is sent again
+three times (batches of 100), and once the journeys have caught up, each journey's own
+count of the events it applied is read.
+
+``--code DIR`` runs the worker and the API from another checkout (a worktree of an
+older commit): the same faults and load against the code before a change.
+
+Prints, per fault: the attempts refused (503, 429, no connection), the refusal window
+(first to last refused attempt), and the 202's round trip (p50, p99) in the minute
+after; then events acknowledged, applied, lost (acknowledged, never applied) and
+duplicated (applied more than once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from bench.processes import fresh_database
+from runtime.credentials import hash_key, new_key
+from runtime.settings import Settings
+from runtime.temporal import connect, journey_view
+from starter.client import event_body
+from starter.devstack import dev_server
+from tests.servers import Link, free_port
+
+RETRIED = {429, 503}
+
+
+@dataclass
+class Attempt:
+    at: float
+    seconds: float
+    outcome: str  # 202, 409, 503, 429, "no connection", "timeout"
+
+
+@dataclass
+class Event:
+    customer: str
+    body: dict[str, Any]
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> bool:
+        return any(a.outcome == "202" for a in self.attempts)
+
+
+@dataclass
+class Fault:
+    name: str
+    began: float = 0.0
+    ended: float = 0.0
+
+
+class Process:
+    """A part of Equator in a process of its own, killed and started again at will."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.args, self.env, self.cwd = args, env, cwd
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, *self.args, env=self.env, cwd=self.cwd,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+
+@dataclass
+class Run:
+    options: argparse.Namespace
+    api_url: str
+    key: str
+    events: list[Event] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+
+async def deliver(run: Run, http: httpx.AsyncClient, event: Event) -> None:
+    """Post until acknowledged or refused for good, as a careful source does."""
+    while True:
+        began = run.now()
+        try:
+            answer = await http.post("/v1/events", json=event.body)
+            outcome = str(answer.status_code)
+            wait = float(answer.headers.get("retry-after", 1))
+        except httpx.TimeoutException:
+            outcome, wait = "timeout", 1.0
+        except httpx.TransportError:
+            outcome, wait = "no connection", 1.0
+        event.attempts.append(Attempt(began, run.now() - began, outcome))
+        if outcome not in {"429", "503", "timeout", "no connection"}:
+            return
+        await asyncio.sleep(wait)
+
+
+async def load(run: Run, http: httpx.AsyncClient, stopped: Callable[[], bool]) -> None:
+    """Purchases at the rate, open loop, round the customers, until stopped."""
+    options = run.options
+    tasks = []
+    n = 0
+    next_at = time.monotonic()
+    while not stopped():
+        customer = f"fault-{n % options.customers}"
+        body = event_body(customer, "purchase", {"amount": "10.00"})
+        event = Event(customer, body)
+        run.events.append(event)
+        tasks.append(asyncio.create_task(deliver(run, http, event)))
+        n += 1
+        next_at += 1 / options.rate
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    await asyncio.gather(*tasks)
+
+
+async def redeliver(run: Run, http: httpx.AsyncClient, rounds: int = 3) -> Counter[str]:
+    """Every acknowledged event again, ``rounds`` times, in batches of 100."""
+    seen: Counter[str] = Counter()
+    bodies = [e.body for e in run.events if e.acknowledged]
+    for _ in range(rounds):
+        for start in range(0, len(bodies), 100):
+            while True:
+                answer = await http.post(
+                    "/v1/events:batch", json={"events": bodies[start : start + 100]}
+                )
+                if answer.status_code not in RETRIED:
+                    break
+                await asyncio.sleep(float(answer.headers.get("retry-after", 1)))
+            seen.update(result["status"] for result in answer.json()["results"])
+    return seen
+
+
+async def applied(settings: Settings, customers: int, patience: float = 300) -> dict[str, int]:
+    """Each journey's count of events applied, once the counts stop moving."""
+    client = await connect(settings)
+    last: dict[str, int] = {}
+    deadline = time.monotonic() + patience
+    while True:
+        views = await asyncio.gather(
+            *(journey_view(client, f"fault-{n}") for n in range(customers))
+        )
+        counts = {f"fault-{n}": v.state.events_applied for n, v in enumerate(views)}
+        if counts == last or time.monotonic() > deadline:
+            return counts
+        last = counts
+        await asyncio.sleep(10)
+
+
+def percentile(samples: list[float], p: int) -> str:
+    if not samples:
+        return "-"
+    if len(samples) == 1:
+        return f"{samples[0] * 1000:,.0f}"
+    return f"{statistics.quantiles(samples, n=100)[p - 1] * 1000:,.0f}"
+
+
+def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
+    attempts = [a for e in run.events for a in e.attempts]
+    lines = [
+        "| fault | refused attempts (503 / 429 / no connection, timeout) | refusal window, s "
+        "| 202 p50 / p99 in the minute after, ms |",
+        "| --- | --- | --- | --- |",
+    ]
+    for fault in run.faults:
+        during = [a for a in attempts if fault.began - 1 <= a.at <= fault.ended + run.options.after]
+        refused = [a for a in during if a.outcome != "202" and a.outcome != "409"]
+        kinds = Counter(a.outcome for a in refused)
+        window = (max(a.at for a in refused) - min(a.at for a in refused)) if refused else 0.0
+        after = [
+            a.seconds
+            for a in attempts
+            if a.outcome == "202" and fault.ended <= a.at < fault.ended + 60
+        ]
+        lines.append(
+            f"| {fault.name} | {kinds['503']} / {kinds['429']} / "
+            f"{kinds['no connection'] + kinds['timeout']} | {window:.1f} "
+            f"| {percentile(after, 50)} / {percentile(after, 99)} |"
+        )
+    acknowledged: Counter[str] = Counter(e.customer for e in run.events if e.acknowledged)
+    lost = sum(max(0, acknowledged[c] - counts.get(c, 0)) for c in acknowledged)
+    duplicated = sum(max(0, counts.get(c, 0) - acknowledged[c]) for c in counts)
+    unacknowledged = sum(not e.acknowledged for e in run.events)
+    lines += [
+        "",
+        f"events sent {len(run.events):,}, acknowledged {sum(acknowledged.values()):,}, "
+        f"never acknowledged {unacknowledged:,}; applied {sum(counts.values()):,}; "
+        f"lost {lost:,}; duplicated {duplicated:,}",
+        "sent again 3 times: "
+        + ", ".join(f"{n:,} {status}" for status, n in sorted(again.items())),
+    ]
+    return "\n".join(lines)
+
+
+class Server:
+    """The dev server on its file: stopped and started again at will."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._running = AsyncExitStack()
+
+    async def start(self) -> None:
+        await self._running.enter_async_context(dev_server(self.settings))
+
+    async def stop(self) -> None:
+        await self._running.aclose()
+
+
+async def bench(options: argparse.Namespace, code: Path) -> str:
+    key = new_key()
+    async with AsyncExitStack() as exits:
+        database = make_url(await exits.enter_async_context(fresh_database()))
+        link = Link((database.host or "127.0.0.1", database.port or 5432))
+        await link.restore()
+        exits.push_async_callback(link.cut)
+        data = exits.enter_context(tempfile.TemporaryDirectory(prefix="equator-faults-"))
+        settings = Settings(
+            temporal_address=f"127.0.0.1:{free_port()}",
+            ui_port=free_port(),
+            data_dir=Path(data),
+            database_url=database.set(host="127.0.0.1", port=link.port).render_as_string(
+                hide_password=False
+            ),
+            task_queue=f"faults-{uuid.uuid4().hex[:6]}",
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(code),
+            "EQUATOR_TEMPORAL_ADDRESS": settings.temporal_address,
+            "EQUATOR_DATABASE_URL": settings.database_url,
+            "EQUATOR_TASK_QUEUE": settings.task_queue,
+        }
+        api_port = free_port()
+        sources = json.dumps([{"name": "bench", "key_hashes": [hash_key(key)]}])
+        api_env = {**env, "EQUATOR_INGEST__PORT": str(api_port), "EQUATOR_INGEST__SOURCES": sources}
+        server = Server(settings)
+        worker = Process(["-m", "worker"], env, code)
+        api = Process(["-m", "starter.cli", "api"], api_env, code)
+        await server.start()
+        exits.push_async_callback(server.stop)
+        for part in (worker, api):
+            await part.start()
+            exits.push_async_callback(part.kill)
+        run = Run(options, f"http://127.0.0.1:{api_port}", key)
+        http = await exits.enter_async_context(
+            httpx.AsyncClient(
+                base_url=run.api_url,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+                limits=httpx.Limits(max_connections=1000),
+            )
+        )
+        await ready(http)
+        for n in range(options.customers):
+            first = event_body(f"fault-{n}", "purchase", {"amount": "1.00"})
+            await deliver(run, http, Event(f"fault-{n}", first))
+        stopping = asyncio.Event()
+        loading = asyncio.create_task(load(run, http, stopping.is_set))
+        await asyncio.sleep(options.after)
+        for name, down, up in (
+            ("worker killed", worker.kill, worker.start),
+            ("dev server stopped", server.stop, server.start),
+            ("API killed", api.kill, api.start),
+            ("store unreachable", link.cut, link.restore),
+        ):
+            fault = Fault(name, began=run.now())
+            run.faults.append(fault)
+            await down()
+            await asyncio.sleep(options.outage)
+            await up()
+            fault.ended = run.now()
+            await asyncio.sleep(options.after)
+        stopping.set()
+        await loading
+        again = await redeliver(run, http)
+        counts = await applied(settings, options.customers)
+        return report(run, counts, again)
+
+
+async def ready(http: httpx.AsyncClient) -> None:
+    while True:
+        try:
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=20)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--outage", type=float, default=30)
+    parser.add_argument("--after", type=float, default=60)
+    parser.add_argument("--code", help="run the worker and the API from this checkout")
+    options = parser.parse_args()
+    code = Path(options.code).resolve() if options.code else Path.cwd()
+    print(asyncio.run(bench(options, code)))
+
+
+if __name__ == "__main__":
+    main()
