@@ -215,14 +215,18 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
             f"{kinds['no connection'] + kinds['timeout']} | {window:.1f} "
             f"| {percentile(after, 50)} / {percentile(after, 99)} |"
         )
-    acknowledged: Counter[str] = Counter(e.customer for e in run.events if e.acknowledged)
+    # Each customer's warm-up purchase, then the load's.
+    acknowledged: Counter[str] = Counter(f"fault-{n}" for n in range(run.options.customers))
+    acknowledged.update(e.customer for e in run.events if e.acknowledged)
     lost = sum(max(0, acknowledged[c] - counts.get(c, 0)) for c in acknowledged)
     duplicated = sum(max(0, counts.get(c, 0) - acknowledged[c]) for c in counts)
     unacknowledged = sum(not e.acknowledged for e in run.events)
     lines += [
         "",
-        f"events sent {len(run.events):,}, acknowledged {sum(acknowledged.values()):,}, "
-        f"never acknowledged {unacknowledged:,}; applied {sum(counts.values()):,}; "
+        f"events sent {len(run.events):,} (and a warm-up purchase per customer), acknowledged "
+        f"{sum(acknowledged.values()) - run.options.customers:,}, "
+        f"never acknowledged {unacknowledged:,}; applied "
+        f"{sum(counts.values()) - run.options.customers:,}; "
         f"lost {lost:,}; duplicated {duplicated:,}",
         "sent again 3 times: "
         + ", ".join(f"{n:,} {status}" for status, n in sorted(again.items())),
