@@ -38,6 +38,7 @@ from typing import Annotated, Any, Self
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from activities.channels import (
@@ -148,7 +149,11 @@ class Courier:
             self._wake.clear()
             try:
                 claimed = await self.deliver_due()
-            except Exception:  # the store is down, say: the next round tries again
+            except (SQLAlchemyError, OSError) as err:
+                # The store is down: a line a round, no trace; the next round tries again.
+                log.warning("courier.round_failed", courier=self.name, error=str(err))
+                claimed = 0
+            except Exception:
                 log.exception("courier.round_failed", courier=self.name)
                 claimed = 0
             if claimed < self._settings.batch and not self._stopping:

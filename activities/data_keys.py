@@ -34,7 +34,9 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Update, delete, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
+from temporalio.service import RPCError
 
 from activities.store import DataKey, ErasedCustomer, Store, customer_digest, utcnow
 
@@ -322,6 +324,9 @@ class KeyShredder:
         while True:
             try:
                 await self.shred_ended()
-            except Exception:  # the store or Temporal is down: the next round tries again
+            except (SQLAlchemyError, OSError, RPCError) as err:
+                # The store or Temporal is down: the next round tries again.
+                log.warning("data_keys.shred_failed", error=str(err))
+            except Exception:
                 log.exception("data_keys.shred_failed")
             await asyncio.sleep(self._every)

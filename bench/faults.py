@@ -85,17 +85,25 @@ class Fault:
 
 
 class Process:
-    """A part of Equator in a process of its own, killed and started again at will."""
+    """A part of Equator in a process of its own, killed and started again at will; its
+    output goes to ``log``."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.args, self.env, self.cwd = args, env, cwd
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.args, self.env, self.cwd, self.log = args, env, cwd, log
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, *self.args, env=self.env, cwd=self.cwd,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, *self.args, env=self.env, cwd=self.cwd,
+                stdout=log, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+
+    def check(self) -> None:
+        """Fail, with the end of its log, if the process has exited."""
+        if self.process is not None and self.process.returncode is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(self.args)} exited {self.process.returncode}:\n{tail}")
 
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -276,8 +284,8 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
         sources = json.dumps([{"name": "bench", "key_hashes": [hash_key(key)]}])
         api_env = {**env, "EQUATOR_INGEST__PORT": str(api_port), "EQUATOR_INGEST__SOURCES": sources}
         server = Server(settings)
-        worker = Process(["-m", "worker"], env, code)
-        api = Process(["-m", "starter.cli", "api"], api_env, code)
+        worker = Process(["-m", "worker"], env, code, Path(data) / "worker.log")
+        api = Process(["-m", "starter.cli", "api"], api_env, code, Path(data) / "api.log")
         await server.start()
         exits.push_async_callback(server.stop)
         for part in (worker, api):
@@ -292,7 +300,7 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
                 limits=httpx.Limits(max_connections=1000),
             )
         )
-        await ready(http)
+        await ready(http, api)
         for n in range(options.customers):
             first = event_body(f"fault-{n}", "purchase", {"amount": "1.00"})
             await deliver(run, http, Event(f"fault-{n}", first))
@@ -312,6 +320,8 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             await up()
             fault.ended = run.now()
             await asyncio.sleep(options.after)
+            for part in (worker, api):
+                part.check()
         stopping.set()
         await loading
         again = await redeliver(run, http)
@@ -319,8 +329,9 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
         return report(run, counts, again)
 
 
-async def ready(http: httpx.AsyncClient) -> None:
+async def ready(http: httpx.AsyncClient, api: Process) -> None:
     while True:
+        api.check()
         try:
             if (await http.get("/readyz")).status_code == 200:
                 return

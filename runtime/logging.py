@@ -95,11 +95,16 @@ def _json(json: bool | None, stream: TextIO) -> bool:
 
 
 def _rendering(json: bool | None, stream: TextIO) -> list[structlog.typing.Processor]:
-    """JSON carries an exception as one formatted stack trace (``exception``); the
-    console renders it itself, readably."""
+    """JSON carries an exception as one formatted stack trace (``exception``); so does
+    the console, plainly: rich's tracebacks, with every frame's locals, took seconds a
+    trace, on the event loop, when the store was down and each retry logged one."""
     if _json(json, stream):
         return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    return [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    ]
 
 
 def standard_library_handler(

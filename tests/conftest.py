@@ -14,12 +14,18 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
 from runtime.credentials import new_key
+from runtime.logging import configure_logging
 from runtime.worker import running_worker
 from testkit import Scenario, scenario, time_skipping_server
 from tests.ingest import Ingest, ingest_api, settings_for
 from tests.journeys import NEVER_QUIET, NO_HOLDOUTS
 from tests.servers import dev_server
 from workflows.config import JourneyConfig
+
+# The tests' processes log as the product's do (plain stack traces), not by structlog's
+# development default, whose tracebacks with every frame's locals take seconds each, on
+# the event loop that the API, the worker and the test share.
+configure_logging(json=False)
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "EQUATOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -147,6 +147,10 @@ class CustomerJourney:
                 return
             if self._inbox:
                 await self._apply_inbox()
+                # Events that arrived while the batch was recorded (a store slow or down)
+                # are applied before time acts: their silence is not the customer's.
+                while self._inbox and workflow.patched(Patch.DRAIN_BEFORE_TIME):
+                    await self._apply_inbox()
             if self._campaign_inbox:
                 self._receive_campaigns()
             await self._advance()
