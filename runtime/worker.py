@@ -19,13 +19,13 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
-from activities.feed import FeedActivities
 from activities.campaigns import CampaignActivities
 from activities.courier import Courier
 from activities.data_keys import KeyShredder
 from activities.engagements import EngagementActivities
 from activities.erasure import ErasureActivities
 from activities.fanout import FanOutActivities
+from activities.feed import FeedActivities
 from activities.ledger import LedgerActivities
 from activities.store import Store
 from runtime.codec import EncryptionCodec

@@ -24,7 +24,7 @@ Retiring a patch, once no running journey can still replay the code path without
 | ``erasure-unindexed`` | after 0.2 | erased: search attributes unset but ``CustomerId`` | 0.4 |
 | ``operator-audit`` | after 0.2 | operator actions applied are filed in the audit | 0.4 |
 | ``feed-outages`` | after 0.2 | a flatline first asks the feed's outages within the silence | 0.4 |
-| ``drain-before-time`` | after 0.2 | events that arrive while a batch is recorded apply before time acts | 0.4 |
+| ``drain-before-time`` | after 0.2 | events in during a write apply before time acts | 0.4 |
 
 A run that began on 0.2 has every patch before it: the journey asks ``release-0.2``
 first and, when the run has it, asks nothing older (``has_patch``). One marker and one
