@@ -25,11 +25,11 @@ from workflows.events import Label
 
 # The catch-all key of ``Persona.responds``.
 ANYTHING = "*"
-# How long a member takes to answer an engagement, in days: drawn per engagement, so
-# that answers do not all land a whole number of days after a send, where a ladder's
-# next step falls due too (which of the two came first would then be a matter of
-# milliseconds).
-ANSWER_AFTER = (0.25, 1.75)
+# How long a member takes to answer an engagement, in days after the tick that reads it
+# (a quarter of a day after the send, on average): drawn per engagement, so that answers
+# do not all land a whole number of days after a send, where a ladder's next step falls
+# due too (which of the two came first would then be a matter of milliseconds).
+ANSWER_AFTER = (0.0, 1.5)
 # Causes whose steps a member may answer with feedback (service).
 SERVICE_CAUSES = frozenset({"complaint", "return", "delivery_late"})
 

@@ -39,5 +39,6 @@ class Population(Protocol):
         ...
 
     def answer(self, engagement: Engagement, day: float, seed: int) -> Iterable[Act]:
-        """What the member does about an engagement sent to them on ``day``."""
+        """What the member does about an engagement sent to them, read on ``day`` (the
+        first tick after the send)."""
         ...

@@ -349,9 +349,12 @@ class Driver:
                 # it, however busy the worker was: read them before sending anything.
                 await self._move_to(self.start + timedelta(days=day))
                 for engagement in await self._recorded(store):
-                    # Timed from when the journey sent it (its clock).
-                    sent = (engagement.sent_at - self.start) / timedelta(days=1)
-                    for act in self.population.answer(engagement, sent, self.seed):
+                    # Timed from this tick, the first to read it, not from its
+                    # ``sent_at``: the journey's clock carries the real time the worker
+                    # took (milliseconds to seconds), which, passed on to the answer and
+                    # every deadline drawn from it, drifted from run to run until some
+                    # comparison with a tick or a window fell the other way.
+                    for act in self.population.answer(engagement, day, self.seed):
                         self._plan(act)
                 # Customers at once; each customer's events in order, one after another.
                 by_customer: dict[str, list[Act]] = defaultdict(list)
