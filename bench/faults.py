@@ -85,30 +85,38 @@ class Fault:
 
 
 class Process:
-    """A part of Equator in a process of its own, killed and started again at will; its
-    output goes to ``log``."""
+    """A part of Equator in a process of its own, killed and started again at will, and
+    started again, as a supervisor (systemd, Kubernetes) would, whenever it exits while
+    it should run; its output goes to ``log``."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
         self.args, self.env, self.cwd, self.log = args, env, cwd, log
         self.process: asyncio.subprocess.Process | None = None
+        self.wanted = False
+        self.restarts = 0
 
     async def start(self) -> None:
+        self.wanted = True
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, *self.args, env=self.env, cwd=self.cwd,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
 
-    def check(self) -> None:
-        """Fail, with the end of its log, if the process has exited."""
-        if self.process is not None and self.process.returncode is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{' '.join(self.args)} exited {self.process.returncode}:\n{tail}")
-
     async def kill(self) -> None:
+        self.wanted = False
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
+
+    async def supervise(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            if self.wanted and self.process is not None and self.process.returncode is not None:
+                last = self.log.read_text(errors="replace").strip().rsplit("\n", 1)[-1]
+                print(f"{self.args[-1]} exited ({last[:200]}); started again", file=sys.stderr)
+                self.restarts += 1
+                await self.start()
 
 
 @dataclass
@@ -291,6 +299,8 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
         for part in (worker, api):
             await part.start()
             exits.push_async_callback(part.kill)
+            supervising = asyncio.create_task(part.supervise())
+            exits.callback(supervising.cancel)
         run = Run(options, f"http://127.0.0.1:{api_port}", key)
         http = await exits.enter_async_context(
             httpx.AsyncClient(
@@ -300,7 +310,7 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
                 limits=httpx.Limits(max_connections=1000),
             )
         )
-        await ready(http, api)
+        await ready(http)
         for n in range(options.customers):
             first = event_body(f"fault-{n}", "purchase", {"amount": "1.00"})
             await deliver(run, http, Event(f"fault-{n}", first))
@@ -320,18 +330,18 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             await up()
             fault.ended = run.now()
             await asyncio.sleep(options.after)
-            for part in (worker, api):
-                part.check()
         stopping.set()
         await loading
         again = await redeliver(run, http)
         counts = await applied(settings, options.customers)
-        return report(run, counts, again)
+        restarts = (
+            f"\nstarted again after a failed start: worker {worker.restarts}, API {api.restarts}"
+        )
+        return report(run, counts, again) + restarts
 
 
-async def ready(http: httpx.AsyncClient, api: Process) -> None:
+async def ready(http: httpx.AsyncClient) -> None:
     while True:
-        api.check()
         try:
             if (await http.get("/readyz")).status_code == 200:
                 return
