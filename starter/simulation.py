@@ -7,14 +7,16 @@ clock then moves a tick at a time from a fixed start: what members do is signall
 their journeys as the ingest API would; every engagement the store records is answered
 by the member's persona (a purchase, an open, feedback) a little later, each answer
 drawn from the seed and the engagement's name. A held-back customer's ghost reached no
-one and is not answered. The same seed gives the same events and nearly always the same
-run: the clock's grid keeps a journey's timers off the ticks its events arrive at
-(``TICK``), the store is read only when every journey has caught up with the clock, and
-the offers that learn choose from the counts as they stood a tick and a half before,
-which no journey choosing at the same moment can change. What is most likely left: the
-test server's clock runs in real time while the worker works, so ``workflow.now()``
-carries milliseconds of it, and a comparison against a whole-day window can fall either
-way.
+one and is not answered. The same seed gives the same run: the clock's grid keeps a
+journey's timers off the ticks its events arrive at (``TICK``), the store is read only
+when every journey has caught up with the clock, the offers that learn choose from the
+counts as they stood a tick and a half before, which no journey choosing at the same
+moment can change, and answers are timed from the tick that reads the send. The test
+server's clock runs in real time while the worker works, so ``workflow.now()`` (and an
+engagement's ``sent_at``) carries up to seconds of it; timed from that, answers and every
+deadline drawn from them drifted apart from run to run. What is left: a send that lands
+within that much of a tick may be read a tick later in another run (a chance of about
+one in ten thousand a send).
 """
 
 from __future__ import annotations
