@@ -39,8 +39,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from runtime.settings import Settings
 from runtime.temporal import connect, journey_view
 from starter.client import event_body
 from starter.devstack import dev_server
-from tests.servers import Link, free_port
+from tests.servers import free_port
 
 RETRIED = {429, 503}
 
@@ -250,6 +250,42 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
     return "\n".join(lines)
 
 
+class LinkProcess:
+    """``bench/link.py`` in a process of its own, cut and restored by signals."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process, self.port = process, port
+
+    async def cut(self) -> None:
+        self.process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.5)
+
+    async def restore(self) -> None:
+        self.process.send_signal(signal.SIGUSR2)
+        await asyncio.sleep(0.5)
+
+
+@asynccontextmanager
+async def linked(host: str, port: int) -> AsyncIterator[LinkProcess]:
+    listen = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.link", host, str(port), str(listen)
+    )
+    try:
+        while True:  # listening
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", listen)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            break
+        yield LinkProcess(process, listen)
+    finally:
+        process.kill()
+        await process.wait()
+
+
 class Server:
     """The dev server on its file: stopped and started again at will."""
 
@@ -268,9 +304,9 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
     key = new_key()
     async with AsyncExitStack() as exits:
         database = make_url(await exits.enter_async_context(fresh_database()))
-        link = Link((database.host or "127.0.0.1", database.port or 5432))
-        await link.restore()
-        exits.push_async_callback(link.cut)
+        link = await exits.enter_async_context(
+            linked(database.host or "127.0.0.1", database.port or 5432)
+        )
         data = exits.enter_context(tempfile.TemporaryDirectory(prefix="equator-faults-"))
         settings = Settings(
             temporal_address=f"127.0.0.1:{free_port()}",

@@ -114,9 +114,9 @@ class Link:
     """A TCP link to a real server that a test can cut and restore, as a network fault or
     a stopped server looks to a client: the live connections reset, new ones refused."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
         self.target = target
-        self.port = free_port()
+        self.port = port or free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
