@@ -198,13 +198,15 @@ class Ingest:
         )
         delivered = [i for i, outcome in signalled.items() if isinstance(outcome, Delivered)]
         try:
-            if not store_up:
-                raise OSError("the event store was unreachable a moment ago")
-            raced, erased = await self._record([events[i] for i in delivered])
+            if store_up:
+                raced, erased = await self._record([events[i] for i in delivered])
         except (SQLAlchemyError, OSError) as err:
+            store_up = False
+            log.warning("ingest.receipt_failed", error=str(err))
+        if not store_up:
             # Delivered: the receipts wait for the store; the 202 stands.
             if delivered:
-                log.warning("ingest.receipts_held", events=len(delivered), error=str(err))
+                log.info("ingest.receipts_held", events=len(delivered))
                 self._held.hold(events[i] for i in delivered)
         else:
             for i in delivered:
