@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,10 +59,6 @@ log = structlog.get_logger(__name__)
 # Signals in flight at once, across all requests: enough to hide the round trip to
 # Temporal, not enough to flood it when a burst of batches arrives.
 SIGNALS_IN_FLIGHT = 64
-# How long an event waits for one of those to finish. Past it, Temporal is taking events
-# slower than they come (a server just restarted, say): the event is refused with a
-# Retry-After rather than queued for tens of seconds behind the rest.
-SIGNAL_SLOT_WAIT = timedelta(seconds=1)
 
 Key = tuple[str, str]
 # What an event no mapping names is kept as, in the ledger.
@@ -260,10 +255,7 @@ class Ingest:
             "equator.event_type": event.type.value,
         }
         with tracer.start_as_current_span("deliver event", attributes=attributes) as span:
-            async with self._signal_slot() as slot:
-                if not slot:
-                    span.set_attribute("equator.outcome", "unavailable")
-                    return _SATURATED
+            async with self._in_flight:
                 try:
                     if start:
                         await send_event(
@@ -295,20 +287,6 @@ class Ingest:
                     span.set_attribute("equator.outcome", "unavailable")
                     return _KEY_UNREACHABLE
         return Delivered(duplicate=False)
-
-    @asynccontextmanager
-    async def _signal_slot(self) -> AsyncIterator[bool]:
-        """One of the signals in flight, if one comes free within ``SIGNAL_SLOT_WAIT``."""
-        try:
-            async with asyncio.timeout(SIGNAL_SLOT_WAIT.total_seconds()):
-                await self._in_flight.acquire()
-        except TimeoutError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            self._in_flight.release()
 
     async def record_unmapped(self, events: Sequence[UnmappedEvent]) -> None:
         """Keep events no mapping names in the ledger, under the type ``unmapped`` with
@@ -456,7 +434,6 @@ _ERASED = Conflict(
 
 
 _TEMPORAL_DOWN = Unavailable("Temporal is unreachable")
-_SATURATED = Unavailable("Temporal is taking events slower than they come")
 _UNREACHABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
 _RETURN_WAITS = Unavailable("the event store is unreachable, and a returning customer needs it")
 _NOT_STARTED_WITHOUT_STORE = Unavailable(
