@@ -54,7 +54,10 @@ class FeedWatch:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beating
-        await self._write()
+        # Bounded: a store that does not answer must not hold the process's stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                await self._write()
 
     def temporal_lost(self) -> None:
         """The circuit to Temporal opened: events are refused from now."""

@@ -211,8 +211,9 @@ class Ingest:
         else:
             for i in delivered:
                 if events[i].customer_id in erased:
-                    # Signalled while the journey erased the customer, which drops it.
-                    signalled[i] = _ERASED
+                    # Signalled while the journey erased the customer, which drops it; a
+                    # returning customer's event raced the erasure's last pass: retry.
+                    signalled[i] = _STILL_ERASING if customer_returned else _ERASED
                 elif keys[i] in raced:
                     # Another request receipted it first: a resend racing the original.
                     signalled[i] = Delivered(duplicate=True)
@@ -442,6 +443,10 @@ _NOT_STARTED_WITHOUT_STORE = Unavailable(
 )
 _KEY_UNREACHABLE = Unavailable(
     "the customer's data key is in the event store, which is unreachable"
+)
+
+_STILL_ERASING = Unavailable(
+    "the customer's erasure is still finishing and took this event; retry in a moment"
 )
 
 _FORGETTING = Unavailable(

@@ -33,6 +33,8 @@ MAX_HELD = 200_000
 # How often a held receipt's write is tried again, and how many go in one write.
 RETRY_EVERY = timedelta(seconds=1)
 WRITE_AT_MOST = 1_000
+# The most a stopping process spends writing what is held.
+CLOSE_WITHIN = timedelta(seconds=3)
 
 
 class HeldReceipts:
@@ -76,8 +78,10 @@ class HeldReceipts:
             self._writing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writing
-        with contextlib.suppress(SQLAlchemyError, OSError):
-            await self._write_all()
+        # Bounded: a store that does not answer must not hold the process's stop.
+        with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
+            async with asyncio.timeout(CLOSE_WITHIN.total_seconds()):
+                await self._write_all()
         if self._held:
             log.warning("ingest.receipts_lost", held=len(self._held))
 

@@ -226,11 +226,11 @@ async def test_split_into_batches_a_run_comes_out_the_same() -> None:
     """Each customer's journey depends on no other's (learning is off here): played
     whole, in three batches one after another, or three batches two at a time."""
     population = PersonaPopulation(Personas(personas=(ONE_TIME, STEADY)))
-    alone, _ = await simulate(population, 60, 5, CONFIG)
+    alone, _ = await simulate(population, 40, 5, CONFIG)
     reached: list[float] = []
     for processes in (1, 2):
         split, _ = await simulate(
-            population, 60, 5, CONFIG, processes=processes, batch=4, progress=reached.append
+            population, 40, 5, CONFIG, processes=processes, batch=4, progress=reached.append
         )
         assert split.model_dump(exclude={"seconds", "report"}) == alone.model_dump(
             exclude={"seconds", "report"}
@@ -238,8 +238,8 @@ async def test_split_into_batches_a_run_comes_out_the_same() -> None:
         assert split.report.steps == alone.report.steps
         # The batches' average day: it climbs to the end once, batch after batch.
         assert reached == sorted(reached)
-        assert reached[-1] == 60
-        assert any(0 < day < 60 / 3 for day in reached)
+        assert reached[-1] == 40
+        assert any(0 < day < 40 / 3 for day in reached)
         reached.clear()
 
 
