@@ -53,10 +53,19 @@ async def outages_since(store: Store, since: datetime) -> list[Outage]:
             Outage(started_at=row.started_at, ended_at=row.ended_at, cause=row.cause)
             for row in rows.all()
         ]
-        last_heartbeat = (await session.exec(select(func.max(IngestHeartbeat.seen_at)))).one()
-    if last_heartbeat is not None and utcnow() - last_heartbeat > STALE_AFTER:
-        found.append(Outage(started_at=last_heartbeat, cause=NO_INGEST))
+    since_up = await no_ingest_since(store)
+    if since_up is not None:
+        found.append(Outage(started_at=since_up, cause=NO_INGEST))
     return found
+
+
+async def no_ingest_since(store: Store) -> datetime | None:
+    """When an ingest process was last heard of, if that is longer ago than
+    ``STALE_AFTER`` (no process was up since); None if one was heard of lately, or none
+    ever was."""
+    async with store.reading() as session:
+        last = (await session.exec(select(func.max(IngestHeartbeat.seen_at)))).one()
+    return last if last is not None and utcnow() - last > STALE_AFTER else None
 
 
 class Feed:
@@ -64,14 +73,6 @@ class Feed:
 
     def __init__(self, store: Store, process_id: str) -> None:
         self._store, self._process_id = store, process_id
-
-    async def silent_since(self) -> datetime | None:
-        """When an ingest process was last heard of, if that is longer ago than
-        ``STALE_AFTER`` (no process was up since); None if one was heard of lately, or
-        none ever was."""
-        async with self._store.reading() as session:
-            last = (await session.exec(select(func.max(IngestHeartbeat.seen_at)))).one()
-        return last if last is not None and utcnow() - last > STALE_AFTER else None
 
     async def beat(self) -> None:
         now = utcnow()

@@ -16,7 +16,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from activities.feed import HEARTBEAT_EVERY, NO_INGEST, Feed
+from activities.feed import HEARTBEAT_EVERY, NO_INGEST, Feed, no_ingest_since
 from activities.store import Store, utcnow
 
 log = structlog.get_logger(__name__)
@@ -35,6 +35,7 @@ class _Stretch:
 class FeedWatch:
     def __init__(self, store: Store) -> None:
         process = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._store = store
         self._feed = Feed(store, process[-64:])
         self._unwritten: list[_Stretch] = []
         self._beating: asyncio.Task[None] | None = None
@@ -43,7 +44,7 @@ class FeedWatch:
     async def start(self) -> None:
         """Record the gap if no process was up before this one, then beat."""
         with contextlib.suppress(SQLAlchemyError, OSError):
-            since = await self._feed.silent_since()
+            since = await no_ingest_since(self._store)
             if since is not None:
                 await self._feed.began(since, NO_INGEST, ended_at=utcnow())
                 log.warning("feed.outage_recorded", cause=NO_INGEST, since=since.isoformat())
