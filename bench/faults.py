@@ -22,8 +22,10 @@ older commit): the same faults and load against the code before a change.
 
 Prints, per fault: the attempts refused (503, 429, no connection), the refusal window
 (first to last refused attempt), and the 202's round trip (p50, p99) in the minute
-after; then events acknowledged, applied, lost (acknowledged, never applied) and
-duplicated (applied more than once).
+after, with where the API spent it (its ``equator_ingest_phase_seconds``, the mean per
+phase, read from its /metrics; an API without them shows none); then events
+acknowledged, applied, lost (acknowledged, never applied) and duplicated (applied more
+than once).
 """
 
 from __future__ import annotations
@@ -78,11 +80,30 @@ class Event:
         return any(a.outcome == "202" for a in self.attempts)
 
 
+# phase → (seconds, deliveries), as the API's metrics count them since it started.
+Phases = dict[str, tuple[float, float]]
+PHASE_METRIC = "equator_ingest_phase_seconds"
+
+
 @dataclass
 class Fault:
     name: str
     began: float = 0.0
     ended: float = 0.0
+    # The API's phases once the part is back, and a minute later.
+    phases_back: Phases = field(default_factory=dict)
+    phases_after: Phases = field(default_factory=dict)
+
+    def phase_means(self) -> str:
+        """Mean ms per phase in the minute after; counts restart with a new API process."""
+        means = []
+        for phase, (seconds, count) in self.phases_after.items():
+            before_s, before_n = self.phases_back.get(phase, (0.0, 0.0))
+            if count < before_n:  # the API started again in between
+                before_s, before_n = 0.0, 0.0
+            if count > before_n:
+                means.append(f"{phase} {(seconds - before_s) / (count - before_n) * 1000:,.0f}")
+        return ", ".join(means) or "-"
 
 
 class Process:
@@ -222,8 +243,8 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
     attempts = [a for e in run.events for a in e.attempts]
     lines = [
         "| fault | refused attempts (503 / 429 / no connection, timeout) | refusal window, s "
-        "| 202 p50 / p99 in the minute after, ms |",
-        "| --- | --- | --- | --- |",
+        "| 202 p50 / p99 in the minute after, ms | the API's mean per phase then, ms |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for fault in run.faults:
         during = [a for a in attempts if fault.began - 1 <= a.at <= fault.ended + run.options.after]
@@ -238,7 +259,7 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
         lines.append(
             f"| {fault.name} | {kinds['503']} / {kinds['429']} / "
             f"{kinds['no connection'] + kinds['timeout']} | {window:.1f} "
-            f"| {percentile(after, 50)} / {percentile(after, 99)} |"
+            f"| {percentile(after, 50)} / {percentile(after, 99)} | {fault.phase_means()} |"
         )
     # Each customer's warm-up purchase, then the load's.
     acknowledged: Counter[str] = Counter(f"fault-{n}" for n in range(run.options.customers))
@@ -335,7 +356,13 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
         }
         api_port = free_port()
         sources = json.dumps([{"name": "bench", "key_hashes": [hash_key(key)]}])
-        api_env = {**env, "EQUATOR_INGEST__PORT": str(api_port), "EQUATOR_INGEST__SOURCES": sources}
+        metrics = f"127.0.0.1:{free_port()}"
+        api_env = {
+            **env,
+            "EQUATOR_INGEST__PORT": str(api_port),
+            "EQUATOR_INGEST__SOURCES": sources,
+            "EQUATOR_TELEMETRY__METRICS_ADDRESS": metrics,
+        }
         server = Server(settings)
         worker = Process(["-m", "worker"], env, code, Path(data) / "worker.log")
         api = Process(["-m", "starter.cli", "api"], api_env, code, Path(data) / "api.log")
@@ -374,7 +401,9 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             await asyncio.sleep(options.outage)
             await up()
             fault.ended = run.now()
+            fault.phases_back = await phases(http, metrics)
             await asyncio.sleep(options.after)
+            fault.phases_after = await phases(http, metrics)
         stopping.set()
         await loading
         again = await redeliver(run, http)
@@ -383,6 +412,22 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             f"\nstarted again after a failed start: worker {worker.restarts}, API {api.restarts}"
         )
         return report(run, counts, again) + restarts
+
+
+async def phases(http: httpx.AsyncClient, address: str) -> Phases:
+    """The API's delivery phases so far, from its Prometheus text; none while it is down."""
+    try:
+        text = (await http.get(f"http://{address}/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return {}
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for part, index in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith(PHASE_METRIC + part):
+                labels, value = line.rsplit(" ", 1)
+                phase = labels.split('phase="', 1)[1].split('"', 1)[0]
+                found.setdefault(phase, [0.0, 0.0])[index] = float(value)
+    return {phase: (seconds, count) for phase, (seconds, count) in found.items()}
 
 
 async def ready(http: httpx.AsyncClient) -> None:

@@ -36,6 +36,11 @@ from temporalio.runtime import (
 
 tracer = trace.get_tracer("equator")
 
+# Where the ingest's deliveries spend their time (``service/ingest.py``), in buckets
+# from a healthy few milliseconds to a stalled half minute.
+INGEST_PHASE_SECONDS = "equator_ingest_phase_seconds"
+_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
 
 class TelemetrySettings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -86,7 +91,9 @@ def runtime(settings: TelemetrySettings, core_log_level: str = "WARN") -> Runtim
     metrics = None
     if settings.metrics_address is not None:
         metrics = PrometheusConfig(
-            bind_address=settings.metrics_address, counters_total_suffix=True
+            bind_address=settings.metrics_address,
+            counters_total_suffix=True,
+            histogram_bucket_overrides={INGEST_PHASE_SECONDS: _SECONDS_BUCKETS},
         )
     return Runtime(
         telemetry=TelemetryConfig(

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
+import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -34,10 +35,12 @@ from runtime.temporal import connect, journey_run_ended, missing_search_attribut
 from workflows.fanout import CampaignFanOut
 from workflows.journey import CustomerJourney
 
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE = timedelta(seconds=10)
 # The workflow modules hold no state and do no I/O: pass them through the sandbox whole,
 # so that each run uses the same module objects (a module re-imported inside the sandbox
 # gets restricted stand-ins for classes such as ZoneInfo).
-SHUTDOWN_GRACE = timedelta(seconds=10)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
 )
@@ -91,7 +94,10 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     try:
         # Leaving, the worker stops first, then the courier finishes its round in flight.
         async with courier.running(SHUTDOWN_GRACE), _shredding(client), worker:
-            yield worker
+            try:
+                yield worker
+            finally:
+                log.info("worker.stopping", grace_seconds=SHUTDOWN_GRACE.total_seconds())
     finally:
         await store.close()
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import structlog
 from sqlalchemy import delete, tuple_
@@ -34,6 +37,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from temporalio.client import Client
+from temporalio.common import MetricHistogramFloat
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journeys import JourneyClosedError
@@ -46,7 +51,7 @@ from activities.store import (
     customer_digest,
     utcnow,
 )
-from runtime.telemetry import tracer
+from runtime.telemetry import INGEST_PHASE_SECONDS, tracer
 from runtime.temporal import send_event, signal_running_journey
 from service.circuit import Circuit
 from service.feed_watch import FeedWatch
@@ -61,6 +66,9 @@ log = structlog.get_logger(__name__)
 SIGNALS_IN_FLIGHT = 64
 
 Key = tuple[str, str]
+# Where a delivery spends its time, in the API's metrics: reading the receipts, waiting
+# for a signal slot, the signal, writing the receipts.
+PHASES = ("receipts", "signal_slot", "signal", "record")
 # What an event no mapping names is kept as, in the ledger.
 UNMAPPED = "unmapped"
 
@@ -121,6 +129,10 @@ class Ingest:
             closed=self._feed.temporal_back,
         )
         self._held = HeldReceipts(self._record, digest)
+        histogram = _phase_histogram(client.service_client.config.runtime or Runtime.default())
+        self._phases = {
+            phase: histogram.with_additional_attributes({"phase": phase}) for phase in PHASES
+        }
 
     @property
     def task_queue(self) -> str:
@@ -144,6 +156,14 @@ class Ingest:
         await self._held.close()
         await self._feed.close()
 
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phases[phase].record(time.perf_counter() - began)
+
     async def deliver(
         self, events: Sequence[CustomerEvent], customer_returned: bool = False
     ) -> list[Outcome]:
@@ -153,7 +173,8 @@ class Ingest:
         keys = [key_of(event) for event in events]
         store_up = True
         try:
-            known, erased = await self._receipts(set(keys))
+            with self._timed("receipts"):
+                known, erased = await self._receipts(set(keys))
         except (SQLAlchemyError, OSError) as err:
             log.warning("ingest.store_unavailable", error=str(err), serving="running journeys")
             known, erased, store_up = {}, set(), False
@@ -199,7 +220,8 @@ class Ingest:
         delivered = [i for i, outcome in signalled.items() if isinstance(outcome, Delivered)]
         try:
             if store_up:
-                raced, erased = await self._record([events[i] for i in delivered])
+                with self._timed("record"):
+                    raced, erased = await self._record([events[i] for i in delivered])
         except (SQLAlchemyError, OSError) as err:
             store_up = False
             log.warning("ingest.receipt_failed", error=str(err))
@@ -256,8 +278,10 @@ class Ingest:
             "equator.event_type": event.type.value,
         }
         with tracer.start_as_current_span("deliver event", attributes=attributes) as span:
-            async with self._in_flight:
-                try:
+            with self._timed("signal_slot"):
+                await self._in_flight.acquire()
+            try:
+                with self._timed("signal"):
                     if start:
                         await send_event(
                             self._client,
@@ -269,24 +293,26 @@ class Ingest:
                         )
                     else:
                         await signal_running_journey(self._client, event, self._timeout)
-                except JourneyClosedError as err:
-                    span.set_attribute("equator.outcome", "conflict")
-                    return Conflict(str(err))
-                except (RPCError, RuntimeError) as err:
-                    span.set_attribute("equator.outcome", "unavailable")
-                    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
-                        return _NOT_STARTED_WITHOUT_STORE
-                    # RuntimeError: a lazy client that has not connected yet and cannot.
-                    log.warning("ingest.temporal_unavailable", error=str(err))
-                    if not isinstance(err, RPCError) or err.status in _UNREACHABLE:
-                        self._circuit.trip(str(err))
-                    return _TEMPORAL_DOWN
-                except (SQLAlchemyError, OSError) as err:
-                    # Encrypted: the customer's data key, not in this process's cache,
-                    # is in the store.
-                    log.warning("ingest.data_key_unavailable", error=str(err))
-                    span.set_attribute("equator.outcome", "unavailable")
-                    return _KEY_UNREACHABLE
+            except JourneyClosedError as err:
+                span.set_attribute("equator.outcome", "conflict")
+                return Conflict(str(err))
+            except (RPCError, RuntimeError) as err:
+                span.set_attribute("equator.outcome", "unavailable")
+                if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+                    return _NOT_STARTED_WITHOUT_STORE
+                # RuntimeError: a lazy client that has not connected yet and cannot.
+                log.warning("ingest.temporal_unavailable", error=str(err))
+                if not isinstance(err, RPCError) or err.status in _UNREACHABLE:
+                    self._circuit.trip(str(err))
+                return _TEMPORAL_DOWN
+            except (SQLAlchemyError, OSError) as err:
+                # Encrypted: the customer's data key, not in this process's cache,
+                # is in the store.
+                log.warning("ingest.data_key_unavailable", error=str(err))
+                span.set_attribute("equator.outcome", "unavailable")
+                return _KEY_UNREACHABLE
+            finally:
+                self._in_flight.release()
         return Delivered(duplicate=False)
 
     async def record_unmapped(self, events: Sequence[UnmappedEvent]) -> None:
@@ -476,3 +502,13 @@ def _check_resend(event: CustomerEvent, original_digest: str) -> None:
             event_id=event.event_id,
             reason="same event_id as an accepted event, different content",
         )
+
+
+@cache
+def _phase_histogram(runtime: Runtime) -> MetricHistogramFloat:
+    """Once per Temporal runtime, which serves the process's metrics."""
+    return runtime.metric_meter.create_histogram_float(
+        INGEST_PHASE_SECONDS,
+        "where the delivery of events spent its time, by phase (" + ", ".join(PHASES) + ")",
+        "s",
+    )

@@ -64,6 +64,7 @@ async def served(app: Any, sock: socket.socket, what: str) -> AsyncIterator[str]
         host, port = sock.getsockname()[:2]
         yield f"http://{host if sock.family == socket.AF_INET else f'[{host}]'}:{port}"
     finally:
+        log.info("serving.stopping", what=what)
         server.should_exit = True
         await task
 

@@ -95,7 +95,8 @@ def retry_wait(retry_after: str | None, attempt: int) -> float:
 
 class EquatorClient:
     """The ingest API's client. A 429 or 503 is tried again (events are idempotent by
-    their id), ``retries`` times at most, after the wait the API advised."""
+    their id), ``retries`` times at most, after the wait the API advised; so is a call
+    that found no API or got no answer, after half a second, doubling, jittered."""
 
     def __init__(self, base_url: str, key: str, timeout: float = 30.0, retries: int = 5) -> None:
         self._http = httpx.AsyncClient(
@@ -136,12 +137,22 @@ class EquatorClient:
         return _JOURNEY_ANSWER.validate_python(response.json())
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self._retries + 1):
-            response = await self._http.request(method, path, **kwargs)
-            if response.status_code not in RETRIED or attempt == self._retries:
-                break
-            await asyncio.sleep(retry_wait(response.headers.get("Retry-After"), attempt))
-        return self._checked(response)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                # Not reached, or no answer (the API restarting, say): sending again is
+                # safe, events being idempotent by their id.
+                if attempt == self._retries:
+                    raise
+                advice = None
+            else:
+                if response.status_code not in RETRIED or attempt == self._retries:
+                    return self._checked(response)
+                advice = response.headers.get("Retry-After")
+            await asyncio.sleep(retry_wait(advice, attempt))
+            attempt += 1
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:

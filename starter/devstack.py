@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import structlog
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
@@ -27,6 +28,8 @@ from runtime.telemetry import TelemetrySettings
 from runtime.temporal import connect, register_search_attributes
 from starter.client import local_key_path
 from workflows import search
+
+log = structlog.get_logger(__name__)
 
 LOCAL_SOURCE = "local"
 WEBHOOK_SECRET_FILE = "webhook-secret"
@@ -156,14 +159,14 @@ async def dev_server(
     connected client, stop it on exit."""
     data_dir = Path(settings.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    log = await asyncio.to_thread((data_dir / "temporal-server.log").open, "ab")
+    server_log = await asyncio.to_thread((data_dir / "temporal-server.log").open, "ab")
     # In a session of its own, out of reach of the terminal's Ctrl-C: this process stops
     # the demo, the API and the worker first and the server last, not the server first
     # under them (a fan-out in flight then took 10 s to give up). The server ignores an
     # inherited SIGINT, so that is the only way to keep the signal from it.
     process = await asyncio.create_subprocess_exec(
         *_command(settings, codec_endpoint),
-        stdout=log,
+        stdout=server_log,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
@@ -176,6 +179,7 @@ async def dev_server(
         yield client
     finally:
         if process.returncode is None:
+            log.info("dev_server.stopping")
             process.terminate()
             try:
                 async with asyncio.timeout(15):
@@ -183,7 +187,7 @@ async def dev_server(
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        log.close()
+        server_log.close()
 
 
 async def _wait_until_serving(process: asyncio.subprocess.Process, settings: Settings) -> Client:

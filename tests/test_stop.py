@@ -34,9 +34,7 @@ async def test_ctrl_c_stops_everything_quickly_and_quietly(tmp_path: Path) -> No
                 assert line, "equator run ended before its demo fanned out"
         began = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
-        async with asyncio.timeout(30):
-            after = await process.stderr.read()
-            await process.wait()
+        after = await _stopped(process, process.stderr, within=30)
         took = time.monotonic() - began
     finally:
         if process.returncode is None:
@@ -49,3 +47,20 @@ async def test_ctrl_c_stops_everything_quickly_and_quietly(tmp_path: Path) -> No
     # The dev server went too: nothing answers on its port.
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", temporal_port)) != 0
+
+
+async def _stopped(
+    process: asyncio.subprocess.Process, stderr: asyncio.StreamReader, within: float
+) -> bytes:
+    """What the process wrote until it exited; past ``within``, fail with its last words,
+    which say what it was still waiting for."""
+    said: list[bytes] = []
+    try:
+        async with asyncio.timeout(within):
+            while line := await stderr.readline():
+                said.append(line)
+            await process.wait()
+    except TimeoutError:
+        tail = b"".join(said[-40:]).decode(errors="replace")
+        raise AssertionError(f"still running {within} s after Ctrl-C; it said:\n{tail}") from None
+    return b"".join(said)

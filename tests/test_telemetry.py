@@ -206,3 +206,25 @@ async def test_journey_log_lines_carry_customer_workflow_and_run_ids(observed: O
         assert line["level"] == "info"
     won = observed.lines[-1]
     assert (won["cause"], won["ladder"], won["step"]) == ("silence", "silence-1", 1)
+
+
+async def test_the_api_times_each_phase_of_a_delivery(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Where accepted events spent their time, in the API's metrics: reading the receipts,
+    waiting for a signal slot, the signal, writing the receipt; once per event each."""
+    address = f"127.0.0.1:{free_port()}"
+    key = new_key()
+    temporal = dev_env.client.service_client.config.target_host
+    settings = settings_for(temporal, f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", key)
+    settings = settings.model_copy(update={"telemetry": TelemetrySettings(metrics_address=address)})
+    who = f"timed-{uuid.uuid4().hex[:8]}"
+    async with ingest_api(settings, key) as api:
+        for _ in range(3):
+            assert (await api.post("/v1/events", raw_event(who))).status_code == 202
+        metrics = (await api.http.get(f"http://{address}/metrics")).text
+    for phase in ("receipts", "signal_slot", "signal", "record"):
+        assert sample(metrics, "equator_ingest_phase_seconds_count", phase=phase) == 3
+    assert sample(metrics, "equator_ingest_phase_seconds_sum", phase="signal") > 0
+    # In the project's buckets, which reach a stalled half minute.
+    assert sample(metrics, "equator_ingest_phase_seconds_bucket", phase="signal", le="30") == 3
