@@ -58,16 +58,20 @@ from service.reports import ProgrammeReport, programme_report
 from starter.devstack import time_skipping_server
 from starter.history import SilenceCheck
 from starter.population import EPOCH, Act, Population
-from workflows.config import JourneyConfig
+from workflows.config import AlarmGrid, JourneyConfig
 from workflows.events import make_event
 from workflows.journey import journey_id
 
-# How far the clock moves at a time: half a day and 7 seconds. A journey sets its timers
-# a whole number of minutes after the moment it acts, and it acts a few milliseconds of
-# real time after a tick (the clock runs while the worker works). On a grid of exactly
-# half days those timers would fall due milliseconds after a later tick, racing that
-# tick's events; on this grid they fall due seconds before it, while the clock moves.
+# How far the clock moves at a time: half a day and 7 seconds, off the whole minutes
+# that journeys' windows come in.
 TICK = 0.5 + 7 / 86_400
+# Journeys wake by themselves twelve times a tick at most: the time-skipping server
+# serves those due together in one step, and the last of them falls due half a minute
+# before each tick. Without it each deadline was an instant of its own, and one that
+# fell in the seconds after a tick, while the worker took the tick's events in real
+# time (the clock runs while the worker works), raced them: on a busy machine a run
+# then differed from the last by an engagement.
+ALARM_GRID = AlarmGrid(every=timedelta(days=TICK) / 12, anchor=EPOCH - timedelta(seconds=30))
 # The longest a tick may take in real time before the run gives up on the server.
 TICK_PATIENCE = timedelta(hours=1)
 # Signals in flight at once.
@@ -147,7 +151,7 @@ async def simulate(
         settings = Settings(
             task_queue=f"simulation-{uuid.uuid4().hex[:8]}",
             database_url=database_url,
-            journey=config.model_copy(update={"learning": learning}),
+            journey=config.model_copy(update={"learning": learning, "alarm_grid": ALARM_GRID}),
             # Every journey stays cached: none replays its history to take its next event.
             worker=WorkerSettings(
                 max_cached_journeys=max(1_000, math.ceil(customers / batches)), offer_seed=seed

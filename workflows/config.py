@@ -7,7 +7,7 @@ it from ``EQUATOR_JOURNEY__*`` environment variables (see ``runtime/settings.py`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,25 @@ from workflows.cohorts import CohortRules
 from workflows.contact import ContactPolicy
 from workflows.holdout import HoldoutRules
 from workflows.offers import AboveTheLine
+
+
+class AlarmGrid(BaseModel):
+    """The instants a journey may wake at by itself: ``anchor`` plus whole multiples of
+    ``every``; a deadline between two waits for the next. For the simulator, which sets
+    it: journeys due at nearly the same time wake together, so the time-skipping server
+    serves them in one step rather than one after another; and, with the anchor just
+    before the driver's ticks, none wakes in the seconds after a tick, when the real
+    time a busy worker takes would decide its order against the tick's events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    every: timedelta = Field(gt=timedelta(0))
+    anchor: datetime
+
+    def next_at(self, at: datetime) -> datetime:
+        """The first instant of the grid at or after ``at``."""
+        steps = -((self.anchor - at) // self.every)  # a ceiling, in whole microseconds
+        return self.anchor + steps * self.every
 
 
 class JourneyConfig(BaseModel):
@@ -72,6 +91,8 @@ class JourneyConfig(BaseModel):
     # ``equator fit``; workflows/alive.py) falls below its threshold; None: the cadence
     # rule above. A customer with no repeat purchase keeps the cadence rule either way.
     alive: AliveModel | None = None
+    # Where a journey may wake by itself; None: at each deadline exactly (production).
+    alarm_grid: AlarmGrid | None = None
 
     @model_validator(mode="after")
     def _programmes_known(self) -> JourneyConfig:

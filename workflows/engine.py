@@ -274,7 +274,8 @@ def forget_expired_holds(journey: Journey) -> None:
 
 
 def next_deadline(journey: Journey, programmes: Programmes) -> tuple[datetime | None, str]:
-    """When the journey next acts on its own, and what it will do then."""
+    """When the journey next acts on its own (on its alarm grid, if it has one), and
+    what it will do then."""
     state = journey.state
     if state.paused:
         return None, f"nothing until resumed (paused by {state.paused_by})"
@@ -293,7 +294,8 @@ def next_deadline(journey: Journey, programmes: Programmes) -> tuple[datetime | 
             soonest = deadline
     if soonest is None:
         return None, "wait for the next event"
-    return soonest.at, soonest.action
+    grid = journey.config.alarm_grid
+    return (soonest.at if grid is None else grid.next_at(soonest.at)), soonest.action
 
 
 def view(journey: Journey, programmes: Programmes, pending_events: int) -> JourneyView:
