@@ -9,11 +9,12 @@ Runs as deployed: a dev server persisted to a file, the worker and `equator api`
 a process of its own, on PostgreSQL reached through a TCP link the benchmark can cut.
 A source posts purchases at ``--rate`` a second round ``--customers`` customers (each
 warmed up with one first), open loop; it retries each event until it is acknowledged
-(202) or refused for good (409), waiting what ``Retry-After`` says, or a second after a
-connection error, as a careful source does. Then, in turn, each for ``--outage`` seconds
-and followed by ``--after`` seconds of load: the worker killed (SIGKILL) and started
-again; the dev server stopped and started again on its file; the API killed and started
-again; the store's link cut and restored. Then every acknowledged event is sent again
+(202) or refused for good (409), as a careful source does: waiting what ``Retry-After``
+says, or after no answer half a second, doubling, jittered (``EquatorClient``'s waits).
+Then, in turn, each for ``--outage`` seconds and followed by ``--after`` seconds of
+load: the worker killed (SIGKILL) and started again; the dev server stopped and started
+again on its file; the API killed and started again; the store's link cut and restored.
+Then every acknowledged event is sent again
 three times (batches of 100), and once the journeys have caught up, each journey's own
 count of the events it applied is read.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import statistics
@@ -53,9 +55,10 @@ from temporalio.service import RPCError
 
 from bench.processes import fresh_database
 from runtime.credentials import hash_key, new_key
+from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.temporal import connect, journey_view
-from starter.client import event_body
+from starter.client import event_body, retry_wait
 from starter.devstack import dev_server
 from tests.servers import free_port
 
@@ -155,21 +158,26 @@ class Run:
 
 
 async def deliver(run: Run, http: httpx.AsyncClient, event: Event) -> None:
-    """Post until acknowledged or refused for good, as a careful source does."""
+    """Post until acknowledged or refused for good, as a careful source does (and as
+    `EquatorClient` does): after a 429 or 503, what ``Retry-After`` says; after no
+    answer, half a second, doubling; jittered either way."""
+    attempt = 0
     while True:
         began = run.now()
+        advice = None
         try:
             answer = await http.post("/v1/events", json=event.body)
             outcome = str(answer.status_code)
-            wait = float(answer.headers.get("retry-after", 1))
+            advice = answer.headers.get("retry-after")
         except httpx.TimeoutException:
-            outcome, wait = "timeout", 1.0
+            outcome = "timeout"
         except httpx.TransportError:
-            outcome, wait = "no connection", 1.0
+            outcome = "no connection"
         event.attempts.append(Attempt(began, run.now() - began, outcome))
         if outcome not in {"429", "503", "timeout", "no connection"}:
             return
-        await asyncio.sleep(wait)
+        await asyncio.sleep(retry_wait(advice, attempt))
+        attempt += 1
 
 
 async def load(run: Run, http: httpx.AsyncClient, stopped: Callable[[], bool]) -> None:
@@ -448,6 +456,7 @@ def main() -> None:
     parser.add_argument("--after", type=float, default=60)
     parser.add_argument("--code", help="run the worker and the API from this checkout")
     options = parser.parse_args()
+    configure_logging(logging.WARNING)  # on stderr: stdout is the table
     code = Path(options.code).resolve() if options.code else Path.cwd()
     print(asyncio.run(bench(options, code)))
 
