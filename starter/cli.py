@@ -267,8 +267,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stop_on(*signals: signal.Signals) -> None:
-    """These signals stop the running command as cleanly as Ctrl-C: SIGTERM from a
-    supervisor (`docker stop`, systemd, `kill`), SIGHUP when the terminal closes."""
+    """These signals stop the running command cleanly: SIGINT (Ctrl-C), SIGTERM from a
+    supervisor (`docker stop`, systemd, `kill`), SIGHUP when the terminal closes. SIGINT
+    is handled here rather than left to Python, which leaves it ignored in a process
+    started where it was ignored (a script's background job), so Ctrl-C, or a SIGINT to
+    the process group, stops the command however it was started."""
     task = asyncio.current_task()
     assert task is not None
     for stop in signals:
@@ -277,7 +280,7 @@ def _stop_on(*signals: signal.Signals) -> None:
 
 async def _run(settings: Settings, demo: bool) -> None:
     # The dev server, in a session of its own, goes down last.
-    _stop_on(signal.SIGTERM, signal.SIGHUP)
+    _stop_on(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     settings = with_metrics(with_local_source(settings))
     if demo:
         settings = settings.model_copy(
@@ -343,12 +346,12 @@ async def _run_calendar(client: Client, settings: Settings, demo: bool) -> Campa
 
 async def _worker(settings: Settings) -> None:
     # Activities in flight finish (running_worker's grace) before the process exits.
-    _stop_on(signal.SIGTERM)
+    _stop_on(signal.SIGINT, signal.SIGTERM)
     await run_worker(settings)
 
 
 async def _api(settings: Settings) -> None:
-    _stop_on(signal.SIGTERM)
+    _stop_on(signal.SIGINT, signal.SIGTERM)
     if not settings.ingest.sources:
         raise RuntimeError("no sources configured: set EQUATOR_INGEST__SOURCES (see README)")
     async with running_api(settings) as url:
@@ -357,7 +360,7 @@ async def _api(settings: Settings) -> None:
 
 
 async def _codec_server(settings: Settings) -> None:
-    _stop_on(signal.SIGTERM)
+    _stop_on(signal.SIGINT, signal.SIGTERM)
     if not any(Scope.PAYLOADS_READ in source.granted for source in settings.ingest.sources):
         raise RuntimeError(
             f"no source may read payloads: make a key with `equator new-key ops --scope "

@@ -236,10 +236,13 @@ async def test_split_into_batches_a_run_comes_out_the_same() -> None:
             exclude={"seconds", "report"}
         )
         assert split.report.steps == alone.report.steps
-        # The batches' average day: it climbs to the end once, batch after batch.
+        # The batches' average day: it climbs to the end once, batch after batch (in
+        # turn, every tick of the first batch is heard; in processes, the watch samples
+        # four times a second, which a short run may outpace).
         assert reached == sorted(reached)
         assert reached[-1] == 40
-        assert any(0 < day < 40 / 3 for day in reached)
+        if processes == 1:
+            assert any(0 < day < 40 / 3 for day in reached)
         reached.clear()
 
 

@@ -22,8 +22,10 @@ NOISE = (b'"level": "warning"', b'"level": "error"', b"WARN", b"Traceback", b"Er
 async def test_ctrl_c_stops_everything_quickly_and_quietly(tmp_path: Path) -> None:
     environment = embedded_stack(tmp_path)
     temporal_port = int(environment["EQUATOR_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
+    # Started with SIGINT ignored, as a script's background job is: Ctrl-C must stop it
+    # all the same (CI launched from such a script saw it ignored).
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starter.cli", "run",
+        "sh", "-c", f'trap "" INT; exec {sys.executable} -m starter.cli run',
         env=environment, start_new_session=True,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
