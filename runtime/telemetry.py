@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from pydantic import BaseModel, ConfigDict
-from temporalio.client import Interceptor
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -78,6 +78,11 @@ def client_interceptors() -> list[Interceptor]:
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return [TracingInterceptor()]
     return []
+
+
+def runtime_of(client: Client) -> Runtime:
+    """The runtime serving ``client``'s process's metrics, where its meters belong."""
+    return client.service_client.config.runtime or Runtime.default()
 
 
 @cache

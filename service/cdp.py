@@ -35,6 +35,7 @@ from temporalio.runtime import Runtime
 
 from runtime.credentials import Scope, Source
 from runtime.settings import EventMapping
+from runtime.telemetry import runtime_of
 from service.dependencies import (
     Challenge,
     Services,
@@ -399,7 +400,7 @@ def _meters(runtime: Runtime) -> _Meters:
 
 
 def _meters_of(services: Services) -> _Meters:
-    return _meters(services.client.service_client.config.runtime or Runtime.default())
+    return _meters(runtime_of(services.client))
 
 
 def _count(services: Services, source: str, counts: Counter[str]) -> None:

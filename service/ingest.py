@@ -51,7 +51,7 @@ from activities.store import (
     customer_digest,
     utcnow,
 )
-from runtime.telemetry import INGEST_PHASE_SECONDS, tracer
+from runtime.telemetry import INGEST_PHASE_SECONDS, runtime_of, tracer
 from runtime.temporal import send_event, signal_running_journey
 from service.circuit import Circuit
 from service.feed_watch import FeedWatch
@@ -129,7 +129,7 @@ class Ingest:
             closed=self._feed.temporal_back,
         )
         self._held = HeldReceipts(self._record, digest)
-        histogram = _phase_histogram(client.service_client.config.runtime or Runtime.default())
+        histogram = _phase_histogram(runtime_of(client))
         self._phases = {
             phase: histogram.with_additional_attributes({"phase": phase}) for phase in PHASES
         }
