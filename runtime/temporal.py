@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.enums.v1 import DescribeTaskQueueMode, IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -231,24 +231,35 @@ async def describe_journey(
 # A worker long-polls for at most a minute before it asks again: one seen within this
 # is still polling.
 POLLED_WITHIN = timedelta(seconds=70)
+_WORK = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
 
 
 async def journey_pollers(
     client: Client, task_queue: str, rpc_timeout: timedelta | None = None
-) -> int:
-    """How many workers have asked the journeys' task queue for workflow tasks lately:
-    whether journeys are being worked on at all."""
+) -> frozenset[str]:
+    """The identities of the workers that have lately asked the journeys' task queue for
+    both workflow and activity tasks: whether, and by whom, journeys are worked on."""
+    # A task queue has several partitions (four by default) and a poll waits on one of
+    # them; the default mode describes the root partition alone, so a second worker can
+    # go unseen for minutes. The enhanced mode (deprecated, with no successor yet that
+    # lists pollers) gathers every partition's.
     answer = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
             task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
+            task_queue_types=_WORK,
+            report_pollers=True,
         ),
         timeout=rpc_timeout,
     )
     now = datetime.now(UTC)
-    return sum(
-        1
-        for poller in answer.pollers
-        if now - poller.last_access_time.ToDatetime(tzinfo=UTC) <= POLLED_WITHIN
-    )
+    polling: dict[int, set[str]] = {kind: set() for kind in _WORK}
+    for version in answer.versions_info.values():  # "" is the unversioned workers
+        for kind, info in version.types_info.items():
+            polling.setdefault(kind, set()).update(
+                poller.identity
+                for poller in info.pollers
+                if now - poller.last_access_time.ToDatetime(tzinfo=UTC) <= POLLED_WITHIN
+            )
+    return frozenset.intersection(*(frozenset(polling[kind]) for kind in _WORK))

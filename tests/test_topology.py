@@ -21,18 +21,20 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import select
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio import activity
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from activities.store import LedgerEvent, Store
 from runtime.credentials import Scope, hash_key, new_key
+from runtime.temporal import journey_pollers
+from runtime.worker import WORKFLOW_RUNNER
 from service.api_models import LiveJourney
 from starter.client import ApiError, EquatorClient, event_body
 from tests.conftest import postgres_database
 from tests.servers import dev_server, eventually, free_port
 from tests.test_docker import dockerfile, healthcheck
+from workflows.journey import CustomerJourney
 
 pytestmark = pytest.mark.devserver
 
@@ -70,17 +72,27 @@ async def ready(url: str) -> bool:
         return False
 
 
-async def pollers(client: Client, queue: str) -> set[str]:
-    """The identities polling the task queue for both workflow and activity tasks."""
-    found = []
-    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
-            )
-        )
-        found.append({poller.identity for poller in described.pollers})
-    return found[0] & found[1]
+@activity.defn
+async def idle() -> None:
+    """Work for the activity pollers to ask for."""
+
+
+async def test_every_worker_polling_is_seen_whichever_partition_its_polls_wait_on() -> None:
+    # Ten workers of two pollers each spread over the task queue's four partitions: the
+    # root partition alone saw six of them.
+    async with dev_server() as temporal, AsyncExitStack() as stack:
+        queue = f"partitions-{uuid.uuid4().hex[:8]}"
+        target = temporal.client.service_client.config.target_host
+        names = {f"worker-{n}" for n in range(10)}
+        for name in sorted(names):
+            worker = Worker(
+                await Client.connect(target),  # one worker per client and task queue
+                task_queue=queue, workflows=[CustomerJourney], activities=[idle],
+                workflow_runner=WORKFLOW_RUNNER, identity=name,
+                max_concurrent_workflow_task_polls=2, max_concurrent_activity_task_polls=2,
+            )  # fmt: skip
+            await stack.enter_async_context(worker)
+        await eventually(lambda: journey_pollers(temporal.client, queue), names.__eq__, within=30)
 
 
 async def test_two_workers_and_two_apis_on_postgres_apply_each_event_once(
@@ -127,7 +139,7 @@ async def test_two_workers_and_two_apis_on_postgres_apply_each_event_once(
             assert (await check.wait() == 0) is healthy
         # Both workers poll the journeys' task queue (a worker is named pid@host).
         both = {f"{worker.pid}@{socket.gethostname()}" for worker in workers}
-        await eventually(lambda: pollers(temporal.client, queue), both.issubset, within=30)
+        await eventually(lambda: journey_pollers(temporal.client, queue), both.issubset, within=30)
 
         customer = f"topology-{uuid.uuid4().hex[:8]}"
         events = [
