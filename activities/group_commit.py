@@ -7,6 +7,9 @@ batch each, many at once, and on SQLite every writer of a process takes its turn
 the ledger's writes queue behind each other. Grouped, the queue is written in one
 transaction: the first write goes out at once, those that arrive meanwhile wait for
 it and go out together next. No timer, so an idle store adds no latency.
+
+Reads that many callers make at once (the ingest's receipt lookups) are grouped the same
+way, in a session that only reads.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Generic, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from activities.store import Store
+from activities.store import Store, unreachable
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
@@ -29,15 +32,22 @@ MOST_IN_A_GROUP = 128
 
 class GroupCommit(Generic[Request, Result]):
     """``write`` writes a group of requests in the session's transaction and returns
-    their results in order."""
+    their results in order; with ``reading``, it reads them in a read-only session. A
+    group holds requests whose ``size`` adds up to ``most`` (one at least): by default
+    ``MOST_IN_A_GROUP`` requests."""
 
     def __init__(
         self,
         store: Store,
         write: Callable[[AsyncSession, Sequence[Request]], Awaitable[list[Result]]],
+        *,
+        reading: bool = False,
+        size: Callable[[Request], int] = lambda _: 1,
+        most: int = MOST_IN_A_GROUP,
     ) -> None:
-        self._store = store
+        self._session = store.reading if reading else store.transaction
         self._write = write
+        self._size, self._most = size, most
         self._waiting: list[tuple[Request, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -53,13 +63,21 @@ class GroupCommit(Generic[Request, Result]):
 
     async def _write_groups(self) -> None:
         while self._waiting:
-            group = self._waiting[:MOST_IN_A_GROUP]
-            del self._waiting[:MOST_IN_A_GROUP]
+            taken, total = 1, self._size(self._waiting[0][0])
+            while taken < len(self._waiting):
+                total += self._size(self._waiting[taken][0])
+                if total > self._most:
+                    break
+                taken += 1
+            group = self._waiting[:taken]
+            del self._waiting[:taken]
             try:
                 results = await self._in_one_transaction([request for request, _ in group])
             except Exception as err:
-                if len(group) == 1:
-                    _fail(group[0][1], err)
+                if len(group) == 1 or unreachable(err):
+                    # Alone, each would only wait out the same outage again.
+                    for _, done in group:
+                        _fail(done, err)
                     continue
                 # Whatever failed must not fail the rest: each goes on its own.
                 for request, done in group:
@@ -74,7 +92,7 @@ class GroupCommit(Generic[Request, Result]):
                     _resolve(done, result)
 
     async def _in_one_transaction(self, requests: list[Request]) -> list[Result]:
-        async with self._store.transaction() as session:
+        async with self._session() as session:
             return await self._write(session, requests)
 
 

@@ -34,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -467,6 +469,17 @@ class _WritersFileLock:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the store could not be reached or answer in time, rather
+    than refusing what it was asked."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _UNREACHABLE)
 
 
 class Store:

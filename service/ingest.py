@@ -36,11 +36,13 @@ from sqlalchemy import delete, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.common import MetricHistogramFloat
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.group_commit import GroupCommit
 from activities.journeys import JourneyClosedError
 from activities.store import (
     DataKey,
@@ -66,6 +68,9 @@ log = structlog.get_logger(__name__)
 SIGNALS_IN_FLIGHT = 64
 
 Key = tuple[str, str]
+# Receipts read or written in one statement at most: a few thousand bound parameters,
+# far from Postgres's 32,767, and a batch of 500 (the API's largest) with others.
+EVENTS_IN_A_GROUP = 1_000
 # Where a delivery spends its time, in the API's metrics: reading the receipts, waiting
 # for a signal slot, the signal, writing the receipts.
 PHASES = ("receipts", "signal_slot", "signal", "record")
@@ -128,6 +133,14 @@ class Ingest:
             opened=self._feed.temporal_lost,
             closed=self._feed.temporal_back,
         )
+        # Deliveries at the same moment share the store's round trips: one read of the
+        # receipts for all of them, one transaction to write theirs (``GroupCommit``).
+        self._receipt_reads = GroupCommit(
+            store, _read_receipts, reading=True, size=len, most=EVENTS_IN_A_GROUP
+        )
+        self._receipt_writes = GroupCommit(
+            store, self._write_receipts, size=len, most=EVENTS_IN_A_GROUP
+        )
         self._held = HeldReceipts(self._record, digest)
         histogram = _phase_histogram(runtime_of(client))
         self._phases = {
@@ -174,7 +187,7 @@ class Ingest:
         store_up = True
         try:
             with self._timed("receipts"):
-                known, erased = await self._receipts(set(keys))
+                known, erased = await self._receipt_reads.submit(frozenset(keys))
         except (SQLAlchemyError, OSError) as err:
             log.warning("ingest.store_unavailable", error=str(err), serving="running journeys")
             known, erased, store_up = {}, set(), False
@@ -365,20 +378,6 @@ class Ingest:
         async with self._store.reading() as session:
             return bool(await _erased(await session.connection(), {customer_id}))
 
-    async def _receipts(self, keys: set[Key]) -> tuple[dict[Key, str], set[str]]:
-        """The receipts of these events (their digests), and which of their customers
-        were erased."""
-        async with self._store.reading() as session:
-            rows = await session.exec(
-                select(
-                    IngestReceipt.customer_id, IngestReceipt.event_id, IngestReceipt.digest
-                ).where(tuple_(IngestReceipt.customer_id, IngestReceipt.event_id).in_(list(keys)))
-            )
-            known = {(customer, event): found for customer, event, found in rows.all()}
-            connection = await session.connection()
-            erased = await _erased(connection, {customer for customer, _ in keys})
-        return known, erased
-
     async def _lift(self, customers: set[str]) -> set[str]:
         """The erased customers came back: their tombstones go, but for those whose data
         keys a process may still hold (not yet shredded, or less than the keys' cache time
@@ -415,33 +414,69 @@ class Ingest:
         erased."""
         if not events:
             return set(), set()
-        customers = {event.customer_id for event in events}
-        async with self._store.transaction() as session:
-            connection = await session.connection()
-            erased = await self._erased_under_lock(connection, customers)
-            now = utcnow()
-            rows = [
-                {
-                    "customer_id": event.customer_id,
-                    "event_id": event.event_id,
-                    "source": event.source or "",
-                    "digest": digest(event),
-                    "received_at": now,
-                }
-                for event in events
-                if event.customer_id not in erased
-            ]
-            inserted: set[Key] = set()
-            if rows:
-                statement = (
-                    self._store.insert(IngestReceipt)
-                    .values(rows)
-                    .on_conflict_do_nothing()
-                    .returning(col(IngestReceipt.customer_id), col(IngestReceipt.event_id))
-                )
-                inserted = {(c, e) for c, e in (await connection.execute(statement)).all()}
-        raced = {key_of(event) for event in events if event.customer_id not in erased} - inserted
-        return raced, erased
+        return await self._receipt_writes.submit(events)
+
+    async def _write_receipts(
+        self, session: AsyncSession, deliveries: Sequence[list[CustomerEvent]]
+    ) -> list[tuple[set[Key], set[str]]]:
+        """``_record`` for a group of deliveries in one transaction: a key two of them
+        hold is receipted by the first, and raced for the other."""
+        customers = {event.customer_id for events in deliveries for event in events}
+        connection = await session.connection()
+        erased = await self._erased_under_lock(connection, customers)
+        now = utcnow()
+        rows: dict[Key, dict[str, object]] = {}
+        for events in deliveries:
+            for event in events:
+                if event.customer_id not in erased:
+                    rows.setdefault(
+                        key_of(event),
+                        {
+                            "customer_id": event.customer_id,
+                            "event_id": event.event_id,
+                            "source": event.source or "",
+                            "digest": digest(event),
+                            "received_at": now,
+                        },
+                    )
+        inserted: set[Key] = set()
+        if rows:
+            statement = (
+                self._store.insert(IngestReceipt)
+                .values(list(rows.values()))
+                .on_conflict_do_nothing()
+                .returning(col(IngestReceipt.customer_id), col(IngestReceipt.event_id))
+            )
+            inserted = {(c, e) for c, e in (await connection.execute(statement)).all()}
+        results = []
+        for events in deliveries:
+            mine = {key_of(event) for event in events if event.customer_id not in erased}
+            won = mine & inserted
+            inserted -= won
+            results.append((mine - won, {event.customer_id for event in events} & erased))
+        return results
+
+
+async def _read_receipts(
+    session: AsyncSession, deliveries: Sequence[frozenset[Key]]
+) -> list[tuple[dict[Key, str], set[str]]]:
+    """For each delivery, the receipts of its events (their digests) and which of its
+    customers were erased: one read of each for the group."""
+    keys = frozenset().union(*deliveries)
+    rows = await session.exec(
+        select(IngestReceipt.customer_id, IngestReceipt.event_id, IngestReceipt.digest).where(
+            tuple_(IngestReceipt.customer_id, IngestReceipt.event_id).in_(list(keys))
+        )
+    )
+    known = {(customer, event): found for customer, event, found in rows.all()}
+    erased = await _erased(await session.connection(), {customer for customer, _ in keys})
+    return [
+        (
+            {key: known[key] for key in delivery if key in known},
+            {customer for customer, _ in delivery} & erased,
+        )
+        for delivery in deliveries
+    ]
 
 
 @dataclass(frozen=True)

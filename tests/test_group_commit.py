@@ -12,8 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.group_commit import GroupCommit
 from activities.ledger import LedgerActivities
-from activities.store import Customer, LedgerEvent, Store
+from activities.store import Customer, LedgerEvent, Store, unreachable
 from tests.journeys import event
+from tests.servers import free_port
 from workflows.contracts import RecordEventsRequest
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -102,3 +103,32 @@ async def test_journeys_recording_at_once_each_get_their_own_answer(store: Store
         k1 = await session.get(Customer, "k1")
     assert k1 is not None
     assert k1.order_count == 3
+
+
+async def test_a_store_out_of_reach_fails_the_whole_group_at_once() -> None:
+    # Alone, each write would wait out the same outage again.
+    store = Store(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere")
+    customers = Customers()
+    group = GroupCommit(store, customers.write)
+    try:
+        results = await asyncio.gather(
+            *(group.submit(f"u{n}") for n in range(5)), return_exceptions=True
+        )
+    finally:
+        await store.close()
+    assert all(isinstance(result, Exception) and unreachable(result) for result in results)
+    assert customers.groups == [5]
+
+
+async def test_a_group_holds_requests_up_to_their_total_size(store: Store) -> None:
+    groups: list[list[int]] = []
+
+    async def write(session: AsyncSession, requests: Sequence[list[str]]) -> list[int]:
+        groups.append([len(request) for request in requests])
+        return [len(request) for request in requests]
+
+    group = GroupCommit(store, write, reading=True, size=len, most=5)
+    requests = [["a"] * 3, ["b"] * 2, ["c"], ["d"] * 9, ["e"]]
+    assert await asyncio.gather(*map(group.submit, requests)) == [3, 2, 1, 9, 1]
+    # One over the bound goes alone: a group always takes one.
+    assert groups == [[3, 2], [1], [9], [1]]
