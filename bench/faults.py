@@ -24,7 +24,8 @@ older commit): the same faults and load against the code before a change.
 Prints, per fault: the attempts refused (503, 429, no connection), the refusal window
 (first to last refused attempt), and the 202's round trip (p50, p99) in the minute
 after, with where the API spent it (its ``equator_ingest_phase_seconds``, the mean per
-phase, read from its /metrics; an API without them shows none); then events
+phase, read from its /metrics; an API without them shows none) and the CPU each part
+spent in that minute (Linux ``/proc``); then events
 acknowledged, applied, lost (acknowledged, never applied) and duplicated (applied more
 than once).
 """
@@ -36,6 +37,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -53,7 +55,12 @@ import httpx
 from sqlalchemy.engine import make_url
 from temporalio.service import RPCError
 
-from bench.processes import fresh_database
+from bench.processes import (
+    children_cpu_seconds,
+    cpu_seconds,
+    fresh_database,
+    machine_busy_seconds,
+)
 from runtime.credentials import hash_key, new_key
 from runtime.logging import configure_logging
 from runtime.settings import Settings
@@ -86,6 +93,9 @@ class Event:
 # phase → (seconds, deliveries), as the API's metrics count them since it started.
 Phases = dict[str, tuple[float, float]]
 PHASE_METRIC = "equator_ingest_phase_seconds"
+# part → CPU seconds so far, in the order of CPU_PARTS.
+Cpu = dict[str, float]
+CPU_PARTS = ("worker", "dev server", "API", "Postgres", "link", "load", "machine")
 
 
 @dataclass
@@ -93,9 +103,17 @@ class Fault:
     name: str
     began: float = 0.0
     ended: float = 0.0
-    # The API's phases once the part is back, and a minute later.
+    # The API's phases once the part is back, and a minute later; the same for CPU.
     phases_back: Phases = field(default_factory=dict)
     phases_after: Phases = field(default_factory=dict)
+    cpu_back: Cpu = field(default_factory=dict)
+    cpu_after: Cpu = field(default_factory=dict)
+
+    def cpu_spent(self) -> str:
+        """CPU seconds each part spent in the minute after."""
+        return " / ".join(
+            f"{self.cpu_after[part] - self.cpu_back[part]:.0f}" for part in self.cpu_after
+        )
 
     def phase_means(self) -> str:
         """Mean ms per phase in the minute after; counts restart with a new API process."""
@@ -127,6 +145,11 @@ class Process:
                 sys.executable, *self.args, env=self.env, cwd=self.cwd,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "started"
+        return self.process.pid
 
     async def kill(self) -> None:
         self.wanted = False
@@ -251,8 +274,9 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
     attempts = [a for e in run.events for a in e.attempts]
     lines = [
         "| fault | refused attempts (503 / 429 / no connection, timeout) | refusal window, s "
-        "| 202 p50 / p99 in the minute after, ms | the API's mean per phase then, ms |",
-        "| --- | --- | --- | --- | --- |",
+        "| 202 p50 / p99 in the minute after, ms | the API's mean per phase then, ms "
+        f"| CPU s then: {' / '.join(CPU_PARTS)} |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for fault in run.faults:
         during = [a for a in attempts if fault.began - 1 <= a.at <= fault.ended + run.options.after]
@@ -267,7 +291,8 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
         lines.append(
             f"| {fault.name} | {kinds['503']} / {kinds['429']} / "
             f"{kinds['no connection'] + kinds['timeout']} | {window:.1f} "
-            f"| {percentile(after, 50)} / {percentile(after, 99)} | {fault.phase_means()} |"
+            f"| {percentile(after, 50)} / {percentile(after, 99)} | {fault.phase_means()} "
+            f"| {fault.cpu_spent()} |"
         )
     # Each customer's warm-up purchase, then the load's.
     acknowledged: Counter[str] = Counter(f"fault-{n}" for n in range(run.options.customers))
@@ -293,6 +318,7 @@ class LinkProcess:
 
     def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
         self.process, self.port = process, port
+        self.pid = process.pid
 
     async def cut(self) -> None:
         self.process.send_signal(signal.SIGUSR1)
@@ -381,6 +407,7 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             exits.push_async_callback(part.kill)
             supervising = asyncio.create_task(part.supervise())
             exits.callback(supervising.cancel)
+        parts: dict[str, Process | LinkProcess] = {"worker": worker, "API": api, "link": link}
         run = Run(options, f"http://127.0.0.1:{api_port}", key)
         http = await exits.enter_async_context(
             httpx.AsyncClient(
@@ -409,9 +436,9 @@ async def bench(options: argparse.Namespace, code: Path) -> str:
             await asyncio.sleep(options.outage)
             await up()
             fault.ended = run.now()
-            fault.phases_back = await phases(http, metrics)
+            fault.phases_back, fault.cpu_back = await phases(http, metrics), cpu(parts)
             await asyncio.sleep(options.after)
-            fault.phases_after = await phases(http, metrics)
+            fault.phases_after, fault.cpu_after = await phases(http, metrics), cpu(parts)
         stopping.set()
         await loading
         again = await redeliver(run, http)
@@ -436,6 +463,31 @@ async def phases(http: httpx.AsyncClient, address: str) -> Phases:
                 phase = labels.split('phase="', 1)[1].split('"', 1)[0]
                 found.setdefault(phase, [0.0, 0.0])[index] = float(value)
     return {phase: (seconds, count) for phase, (seconds, count) in found.items()}
+
+
+def cpu(parts: dict[str, Process | LinkProcess]) -> Cpu:
+    """CPU seconds so far of each part: the dev server is this process's other child;
+    Postgres, all its processes (the backends that ended, in the postmaster's children's
+    time); the load, this process; the machine, busy over all cores."""
+    spent = {name: cpu_seconds(part.pid) for name, part in parts.items()}
+    spent["dev server"] = children_cpu_seconds() - sum(spent.values())
+    spent["Postgres"] = postgres_cpu_seconds()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent["load"] = usage.ru_utime + usage.ru_stime
+    spent["machine"] = machine_busy_seconds()[0]
+    return {part: spent[part] for part in CPU_PARTS}
+
+
+def postgres_cpu_seconds() -> float:
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        if name.endswith("(postgres"):
+            ticks += sum(int(field) for field in fields.split()[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def ready(http: httpx.AsyncClient) -> None:
