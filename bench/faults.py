@@ -23,7 +23,10 @@ older commit): the same faults and load against the code before a change.
 
 Prints, per fault: the attempts refused (503, 429, no connection), the refusal window
 (first to last refused attempt), and the 202's round trip (p50, p99) in the minute
-after, with where the API spent it (its ``equator_ingest_phase_seconds``, the mean per
+after, and what a source sees: from an event's first send to its 202 (p50, p99), for
+the events first sent during the fault and the minute after, and how long after the
+part's return the last event first sent during the fault was acknowledged; with where
+the API spent it (its ``equator_ingest_phase_seconds``, the mean per
 phase, read from its /metrics; an API without them shows none) and the CPU each part
 spent in that minute (Linux ``/proc``); then events
 acknowledged, applied, lost (acknowledged, never applied) and duplicated (applied more
@@ -88,6 +91,14 @@ class Event:
     @property
     def acknowledged(self) -> bool:
         return any(a.outcome == "202" for a in self.attempts)
+
+    @property
+    def first_sent(self) -> float:
+        return self.attempts[0].at
+
+    @property
+    def acknowledged_at(self) -> float | None:
+        return next((a.at + a.seconds for a in self.attempts if a.outcome == "202"), None)
 
 
 # phase → (seconds, deliveries), as the API's metrics count them since it started.
@@ -270,13 +281,20 @@ def percentile(samples: list[float], p: int) -> str:
     return f"{statistics.quantiles(samples, n=100)[p - 1] * 1000:,.0f}"
 
 
+def seconds(samples: list[float], p: int) -> str:
+    if not samples:
+        return "-"
+    return f"{statistics.quantiles(samples, n=100)[p - 1] if len(samples) > 1 else samples[0]:.1f}"
+
+
 def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
     attempts = [a for e in run.events for a in e.attempts]
     lines = [
         "| fault | refused attempts (503 / 429 / no connection, timeout) | refusal window, s "
-        "| 202 p50 / p99 in the minute after, ms | the API's mean per phase then, ms "
+        "| 202 p50 / p99 in the minute after, ms | first send to 202, p50 / p99, s "
+        "| caught up, s | the API's mean per phase then, ms "
         f"| CPU s then: {' / '.join(CPU_PARTS)} |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for fault in run.faults:
         during = [a for a in attempts if fault.began - 1 <= a.at <= fault.ended + run.options.after]
@@ -288,11 +306,21 @@ def report(run: Run, counts: dict[str, int], again: Counter[str]) -> str:
             for a in attempts
             if a.outcome == "202" and fault.ended <= a.at < fault.ended + 60
         ]
+        # What a source sees: from an event's first send to its 202, for the events first
+        # sent during the fault and the minute after; and when the last of those sent
+        # during the fault was acknowledged, counted from the part's return.
+        until = fault.ended + run.options.after
+        sent = [e for e in run.events if fault.began <= e.first_sent < until]
+        waits = [at - e.first_sent for e in sent if (at := e.acknowledged_at) is not None]
+        in_outage = [e.acknowledged_at for e in sent if e.first_sent < fault.ended]
+        last = max((at for at in in_outage if at is not None), default=fault.ended)
+        caught_up = "never" if None in in_outage else f"{max(0.0, last - fault.ended):.1f}"
         lines.append(
             f"| {fault.name} | {kinds['503']} / {kinds['429']} / "
             f"{kinds['no connection'] + kinds['timeout']} | {window:.1f} "
-            f"| {percentile(after, 50)} / {percentile(after, 99)} | {fault.phase_means()} "
-            f"| {fault.cpu_spent()} |"
+            f"| {percentile(after, 50)} / {percentile(after, 99)} "
+            f"| {seconds(waits, 50)} / {seconds(waits, 99)} | {caught_up} "
+            f"| {fault.phase_means()} | {fault.cpu_spent()} |"
         )
     # Each customer's warm-up purchase, then the load's.
     acknowledged: Counter[str] = Counter(f"fault-{n}" for n in range(run.options.customers))
