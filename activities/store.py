@@ -471,7 +471,8 @@ class _WritersFileLock:
         os.close(self._fd)
 
 
-_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+# OSError covers the builtin TimeoutError; PoolTimeout is SQLAlchemy's wait for a connection.
+_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout, OSError)
 
 
 def unreachable(error: BaseException) -> bool:

@@ -256,10 +256,11 @@ async def journey_pollers(
     now = datetime.now(UTC)
     polling: dict[int, set[str]] = {kind: set() for kind in _WORK}
     for version in answer.versions_info.values():  # "" is the unversioned workers
-        for kind, info in version.types_info.items():
-            polling.setdefault(kind, set()).update(
+        for kind in _WORK:
+            polling[kind].update(
                 poller.identity
-                for poller in info.pollers
+                for poller in version.types_info[kind].pollers
                 if now - poller.last_access_time.ToDatetime(tzinfo=UTC) <= POLLED_WITHIN
             )
-    return frozenset.intersection(*(frozenset(polling[kind]) for kind in _WORK))
+    workflows, activities = (polling[kind] for kind in _WORK)
+    return frozenset(workflows & activities)
